@@ -1,0 +1,259 @@
+package fs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Mounted is a live mount.
+type Mounted struct {
+	server *fuse.Server
+	core   *core
+	cancel context.CancelFunc
+	dir    string
+}
+
+// Stats are counters of a live mount.
+type Stats struct {
+	// URLRefreshes counts download listings fetched for signed URLs.
+	URLRefreshes int64
+	// DaemonReads counts reads of cached blobs served by this process;
+	// with passthrough the kernel serves them and this stays near zero.
+	DaemonReads int64
+	// Passthrough reports whether the kernel granted FUSE passthrough.
+	Passthrough bool
+}
+
+// Mount checks mountpoint, mounts the filesystem there and serves it in the
+// background until Unmount. It returns once the kernel has the mount.
+func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, error) {
+	if opts.API == nil || opts.Cache == nil || opts.Prefetcher == nil {
+		return nil, errors.New("fs.Mount: API, Cache and Prefetcher are required")
+	}
+	opts.setDefaults()
+	abs, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("mount point %s: %w", mountpoint, err)
+	}
+	if err := CheckMountpoint(abs); err != nil {
+		return nil, err
+	}
+	if opts.UID == 0 && opts.GID == 0 {
+		opts.UID, opts.GID = uint32(os.Getuid()), uint32(os.Getgid())
+	}
+	coreCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := newCore(coreCtx, opts)
+	root := &rootNode{c: c}
+	fsOpts := &gofs.Options{
+		EntryTimeout:    &opts.ListTTL,
+		AttrTimeout:     &opts.ListTTL,
+		NegativeTimeout: &opts.NegativeTTL,
+		UID:             opts.UID,
+		GID:             opts.GID,
+		RootStableAttr:  &gofs.StableAttr{Ino: 1},
+		Logger:          log.New(slogWriter{opts.Logger}, "", 0),
+		MountOptions: fuse.MountOptions{
+			AllowOther:    opts.AllowOther,
+			FsName:        opts.FSName,
+			Name:          "pictofs",
+			DirectMount:   os.Geteuid() == 0,
+			MaxWrite:      1 << 20,
+			MaxReadAhead:  1 << 20,
+			MaxBackground: 64,
+			Debug:         opts.DebugFUSE,
+			Logger:        log.New(slogWriter{opts.Logger}, "", 0),
+		},
+	}
+	server, err := gofs.Mount(abs, root, fsOpts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	return &Mounted{server: server, core: c, cancel: cancel, dir: abs}, nil
+}
+
+// Dir is the absolute mount point.
+func (m *Mounted) Dir() string { return m.dir }
+
+// Passthrough reports whether the kernel granted FUSE passthrough.
+func (m *Mounted) Passthrough() bool {
+	return m.server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0 && !m.core.opts.DisablePassthrough
+}
+
+// Stats returns the mount's counters.
+func (m *Mounted) Stats() Stats {
+	return Stats{URLRefreshes: m.core.urlRefreshes.Load(), DaemonReads: m.core.daemonReads.Load(), Passthrough: m.Passthrough()}
+}
+
+// Wait blocks until the filesystem is unmounted (by Unmount or from outside).
+func (m *Mounted) Wait() {
+	m.server.Wait()
+	m.cancel()
+}
+
+// Unmount detaches the filesystem. It fails with EBUSY while files are open
+// unless lazy is set, in which case the kernel detaches it at once and
+// finishes when the last file closes.
+func (m *Mounted) Unmount(lazy bool) error {
+	if !lazy {
+		if err := m.server.Unmount(); err != nil {
+			return fmt.Errorf("unmount %s: %w", m.dir, err)
+		}
+		m.cancel()
+		return nil
+	}
+	if err := Unmount(m.dir, true); err != nil {
+		return err
+	}
+	m.cancel()
+	return nil
+}
+
+// CheckMountpoint returns a clear error unless path is an existing, empty
+// directory that is not already a mount point, and /dev/fuse exists.
+func CheckMountpoint(path string) error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("/dev/fuse is missing: FUSE is not available on this machine (load the fuse module, or give the container --device /dev/fuse)")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, syscall.ENOTCONN) {
+			return fmt.Errorf("mount point %s is a dead mount (transport endpoint is not connected): run 'pictofs unmount %s' first", path, path)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("mount point %s does not exist: create it with 'mkdir -p %s'", path, path)
+		}
+		return fmt.Errorf("mount point %s: %w", path, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", path)
+	}
+	if mounted, err := IsMountpoint(path); err == nil && mounted {
+		return fmt.Errorf("mount point %s is already mounted: unmount it first ('pictofs unmount %s')", path, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", path, err)
+	}
+	defer f.Close()
+	if names, _ := f.Readdirnames(1); len(names) > 0 {
+		return fmt.Errorf("mount point %s is not empty: mounting would hide its files; use an empty directory", path)
+	}
+	return nil
+}
+
+// IsMountpoint reports whether path is listed in /proc/self/mounts.
+func IsMountpoint(path string) (bool, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && unescapeMountPath(fields[1]) == abs {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMountPath undoes the octal escapes of /proc/self/mounts.
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, ch := range s[i+1 : i+4] {
+				if ch < '0' || ch > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(ch-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ErrBusy is returned by Unmount when files on the mount are still open.
+var ErrBusy = errors.New("mount is busy")
+
+// Unmount detaches the pictofs mount at path, including one whose daemon
+// died ("transport endpoint is not connected"). Without lazy it fails with
+// ErrBusy while files are open; with lazy the kernel detaches it at once.
+func Unmount(path string, lazy bool) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if mounted, err := IsMountpoint(abs); err == nil && !mounted {
+		return fmt.Errorf("%s is not mounted", abs)
+	}
+	flags := 0
+	if lazy {
+		flags = syscall.MNT_DETACH
+	}
+	err = syscall.Unmount(abs, flags)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.EBUSY) {
+		return fmt.Errorf("unmount %s: files are still open (%w); close them, or run 'pictofs unmount --lazy %s'", abs, ErrBusy, abs)
+	}
+	if errors.Is(err, syscall.EPERM) {
+		args := []string{"-u"}
+		if lazy {
+			args = append(args, "-z")
+		}
+		for _, bin := range []string{"fusermount3", "fusermount"} {
+			if p, lookErr := exec.LookPath(bin); lookErr == nil {
+				out, runErr := exec.Command(p, append(args, abs)...).CombinedOutput()
+				if runErr == nil {
+					return nil
+				}
+				msg := strings.TrimSpace(string(out))
+				if strings.Contains(msg, "busy") {
+					return fmt.Errorf("unmount %s: files are still open (%w); close them, or run 'pictofs unmount --lazy %s'", abs, ErrBusy, abs)
+				}
+				return fmt.Errorf("unmount %s: %s: %s", abs, bin, msg)
+			}
+		}
+	}
+	return fmt.Errorf("unmount %s: %w", abs, err)
+}
+
+// slogWriter adapts go-fuse's log.Logger output to slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)), "component", "go-fuse")
+	return len(p), nil
+}

@@ -1,0 +1,482 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/pictofs/pictofs/client"
+	"github.com/pictofs/pictofs/devserver"
+	pfs "github.com/pictofs/pictofs/fs"
+)
+
+const demoName = "shapes-demo"
+
+func seedDemo(t *testing.T, srv *devserver.Server, n int) {
+	t.Helper()
+	if _, err := srv.SeedDemo(context.Background(), srv.DefaultOrg(), demoName, n); err != nil {
+		t.Fatalf("SeedDemo: %v", err)
+	}
+}
+
+// checkTree compares a copy of the dataset (mounted or copied out) with the
+// sources, byte for byte, and checks that it holds nothing else.
+func checkTree(t *testing.T, root string, srcs []source) {
+	t.Helper()
+	want := map[string][]byte{}
+	for _, s := range srcs {
+		want[filepath.Join("images", relPath(s.img))] = s.bytes
+		want[filepath.Join("annotations", relPath(s.img)+".json")] = s.doc
+	}
+	seen := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() || rel == "dataset.json" {
+			return nil
+		}
+		w, ok := want[rel]
+		if !ok {
+			t.Errorf("%s: unexpected file", rel)
+			return nil
+		}
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("read %s: %v", rel, err)
+			return nil
+		}
+		if !bytes.Equal(got, w) {
+			t.Errorf("%s: got %d bytes, want %d bytes equal to the source", rel, len(got), len(w))
+		}
+		st, err := os.Stat(p)
+		if err == nil && st.Size() != int64(len(w)) {
+			t.Errorf("%s: stat size %d, want %d", rel, st.Size(), len(w))
+		}
+		seen++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	if seen != len(want) {
+		t.Errorf("walk of %s saw %d files, want %d", root, seen, len(want))
+	}
+}
+
+func TestToolsReadEveryByte(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 60)
+	tm := mount(t, srv, mountConfig{})
+	srcs := sources(t, tm.api, demoName)
+	ds := filepath.Join(tm.dir, demoName)
+
+	if got := run(t, "ls", tm.dir); strings.TrimSpace(got) != demoName {
+		t.Errorf("ls %s: got %q, want %q", tm.dir, got, demoName)
+	}
+	if got := run(t, "ls", ds); strings.Join(strings.Fields(got), " ") != "annotations dataset.json images" {
+		t.Errorf("ls dataset: got %q, want annotations dataset.json images", got)
+	}
+	run(t, "ls", "-lR", ds)
+	checkTree(t, ds, srcs)
+
+	if got := strings.Count(run(t, "find", ds, "-type", "f"), "\n"); got != 2*len(srcs)+1 {
+		t.Errorf("find -type f: got %d files, want %d", got, 2*len(srcs)+1)
+	}
+	var total int64
+	for _, s := range srcs {
+		total += int64(len(s.bytes))
+	}
+	du := strings.Fields(run(t, "du", "-sb", filepath.Join(ds, "images")))
+	if du[0] != strconv.FormatInt(total+duDirs(t, filepath.Join(ds, "images")), 10) {
+		t.Errorf("du -sb images: got %s, want %d bytes of images plus directories", du[0], total)
+	}
+	st, err := os.Stat(filepath.Join(ds, "images", relPath(srcs[0].img)))
+	if err != nil || st.Size() != srcs[0].img.FileSize || st.Mode().Perm() != 0o444 {
+		t.Errorf("stat image: got %v %v, want size %d mode 0444", st, err, srcs[0].img.FileSize)
+	}
+
+	out := t.TempDir()
+	run(t, "cp", "-r", ds, filepath.Join(out, "cp"))
+	checkTree(t, filepath.Join(out, "cp"), srcs)
+
+	tarDir := filepath.Join(out, "tar")
+	os.Mkdir(tarDir, 0o755)
+	tarFile := filepath.Join(out, "ds.tar")
+	run(t, "tar", "-cf", tarFile, "-C", tm.dir, demoName)
+	run(t, "tar", "-xf", tarFile, "-C", tarDir)
+	checkTree(t, filepath.Join(tarDir, demoName), srcs)
+
+	if _, err := exec.LookPath("rsync"); err == nil {
+		run(t, "rsync", "-a", "--checksum", ds+"/", filepath.Join(out, "rsync")+"/")
+		checkTree(t, filepath.Join(out, "rsync"), srcs)
+	} else if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
+		t.Errorf("rsync is not installed; .ci/run must install it")
+	}
+
+	meta, err := os.ReadFile(filepath.Join(ds, "dataset.json"))
+	if err != nil || !bytes.Contains(meta, []byte(`"classes"`)) {
+		t.Errorf("dataset.json: got %q, %v; want the Dataset object with classes", meta, err)
+	}
+}
+
+// duDirs is what du counts for the directories themselves (4096 each here).
+func duDirs(t *testing.T, root string) int64 {
+	var n int64
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if st, err := os.Stat(p); err == nil {
+				n += st.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func TestConcurrentReadersCauseOneDownload(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 4)
+	tm := mount(t, srv, mountConfig{})
+	srcs := sources(t, tm.api, demoName)
+	p := filepath.Join(tm.dir, demoName, "images", relPath(srcs[0].img))
+	srv.ResetStats()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := os.ReadFile(p)
+			if err == nil && !bytes.Equal(b, srcs[0].bytes) {
+				err = errors.New("bytes differ from the source")
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent read: %v", err)
+	}
+	if got := srv.Stats().StorageGets; got != 1 {
+		t.Errorf("storage GETs for 64 concurrent readers of one file: got %d, want 1", got)
+	}
+}
+
+func TestRemountReadsFromCacheWithNoStorageGets(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 30)
+	cacheDir := t.TempDir()
+	first := mount(t, srv, mountConfig{cacheDir: cacheDir})
+	srcs := sources(t, first.api, demoName)
+	checkTree(t, filepath.Join(first.dir, demoName), srcs)
+	first.unmount(t)()
+
+	srv.ResetStats()
+	second := mount(t, srv, mountConfig{cacheDir: cacheDir})
+	checkTree(t, filepath.Join(second.dir, demoName), srcs)
+	if got := srv.Stats().StorageGets; got != 0 {
+		t.Errorf("storage GETs on the second mount over a warm cache: got %d, want 0", got)
+	}
+	if got := srv.Stats().AnnotationFiles; got != 0 {
+		t.Errorf("annotation requests on the second mount within the TTL: got %d, want 0", got)
+	}
+}
+
+func TestCacheCapHoldsUnderALargerWalk(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 60)
+	cacheDir := t.TempDir()
+	api := newClient(t, srv, srv.AdminKey())
+	srcs := sources(t, api, demoName)
+	var total int64
+	for _, s := range srcs {
+		total += int64(len(s.bytes)) + int64(len(s.doc))
+	}
+	limit := total / 4
+	tm := mount(t, srv, mountConfig{cacheDir: cacheDir, cacheSize: limit})
+	checkTree(t, filepath.Join(tm.dir, demoName), srcs)
+	if got := dirBytes(t, cacheDir); got > limit {
+		t.Errorf("cache dir holds %d bytes after the walk, want ≤ the cap %d", got, limit)
+	}
+	if got := tm.cache.Stats().Bytes; got > limit {
+		t.Errorf("cache accounts %d bytes, want ≤ %d", got, limit)
+	}
+}
+
+func dirBytes(t *testing.T, root string) int64 {
+	var n int64
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if st, err := os.Stat(p); err == nil {
+				n += st.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return 0
+}
+
+func TestDatasetDirectories(t *testing.T) {
+	srv := startServer(t, devserver.Options{MaxDatasetsPerOrg: 3})
+	seedDemo(t, srv, 2)
+	tm := mount(t, srv, mountConfig{})
+	ctx := context.Background()
+	p := func(name string) string { return filepath.Join(tm.dir, name) }
+
+	if err := os.Mkdir(p("fresh"), 0o755); err != nil {
+		t.Fatalf("mkdir fresh: %v", err)
+	}
+	if _, err := tm.api.GetDataset(ctx, "fresh"); err != nil {
+		t.Errorf("dataset made by mkdir: GetDataset: %v, want it to exist", err)
+	}
+	if got := run(t, "ls", tm.dir); !strings.Contains(got, "fresh") {
+		t.Errorf("ls after mkdir: got %q, want it to list fresh", got)
+	}
+	if err := os.Mkdir(p("fresh"), 0o755); errnoOf(err) != syscall.EEXIST {
+		t.Errorf("mkdir of an existing dataset: got %v, want EEXIST", err)
+	}
+	if err := os.Mkdir(p("third"), 0o755); err != nil {
+		t.Fatalf("mkdir third: %v", err)
+	}
+	if err := os.Mkdir(p("fourth"), 0o755); errnoOf(err) != syscall.EDQUOT {
+		t.Errorf("mkdir past the plan's dataset cap: got %v, want EDQUOT", err)
+	}
+	if err := os.Rename(p("fresh"), p("renamed")); err != nil {
+		t.Fatalf("mv fresh renamed: %v", err)
+	}
+	if _, err := tm.api.GetDataset(ctx, "renamed"); err != nil {
+		t.Errorf("after mv: GetDataset(renamed): %v, want it to exist", err)
+	}
+	if _, err := os.Stat(p("fresh")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after mv: stat old name: got %v, want not exist", err)
+	}
+	if err := os.Rename(p("renamed"), p("third")); errnoOf(err) != syscall.EEXIST {
+		t.Errorf("mv onto an existing dataset: got %v, want EEXIST", err)
+	}
+	if err := os.Remove(p(demoName)); errnoOf(err) != syscall.ENOTEMPTY {
+		t.Errorf("rmdir of a dataset with images: got %v, want ENOTEMPTY", err)
+	}
+	if err := os.Remove(p("renamed")); err != nil {
+		t.Errorf("rmdir of an empty dataset: %v", err)
+	}
+	if _, err := tm.api.GetDataset(ctx, "renamed"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("after rmdir: GetDataset: got %v, want not found", err)
+	}
+
+	img := filepath.Join(p(demoName), "images")
+	entries, _ := os.ReadDir(img)
+	var file string
+	filepath.WalkDir(img, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && file == "" {
+			file = path
+		}
+		return nil
+	})
+	writes := []struct {
+		name string
+		op   func() error
+	}{
+		{"create", func() error { return os.WriteFile(filepath.Join(img, "new.jpg"), []byte("x"), 0o644) }},
+		{"write", func() error { return os.WriteFile(file, []byte("x"), 0o644) }},
+		{"unlink", func() error { return os.Remove(file) }},
+		{"mkdir below", func() error { return os.Mkdir(filepath.Join(img, "sub"), 0o755) }},
+		{"rmdir below", func() error { return os.Remove(filepath.Join(img, entries[0].Name())) }},
+		{"rename below", func() error { return os.Rename(file, file+".bak") }},
+		{"chmod", func() error { return os.Chmod(file, 0o777) }},
+		{"truncate", func() error { return os.Truncate(file, 0) }},
+	}
+	for _, w := range writes {
+		if err := w.op(); errnoOf(err) != syscall.EROFS {
+			t.Errorf("%s: got %v, want EROFS", w.name, err)
+		}
+	}
+
+	member := mount(t, srv, mountConfig{key: srv.MemberKey()})
+	if err := os.Mkdir(filepath.Join(member.dir, "by-member"), 0o755); err == nil {
+		if err := os.Remove(filepath.Join(member.dir, "by-member")); errnoOf(err) != syscall.EACCES {
+			t.Errorf("rmdir with a member key: got %v, want EACCES", err)
+		}
+	} else if errnoOf(err) != syscall.EDQUOT {
+		t.Errorf("mkdir with a member key: %v", err)
+	}
+}
+
+func TestHostileNames(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	ctx := context.Background()
+	org := srv.DefaultOrg()
+	if _, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "hostile"}); err != nil {
+		t.Fatal(err)
+	}
+	type entry struct{ dir, name string }
+	hostile := []entry{
+		{"/", ".."}, {"/", "."}, {"/", "a/b.jpg"}, {"/", "../../escape.jpg"}, {"/", "nul\x00.jpg"},
+		{"/", "ctl\x01\x1b[31m.jpg"}, {"/", strings.Repeat("L", 1000) + ".jpg"}, {"/", strings.Repeat("L", 999) + "M.jpg"},
+		{"/", "caf\u00e9.jpg"}, {"/", "cafe\u0301.jpg"}, {"/", "dup.jpg"}, {"/", "dup.jpg"},
+		{"/../..", "up.jpg"}, {"/sub", "x.jpg"}, {"/", "sub"}, {"/", "sub.json"}, {"/", ""},
+	}
+	want := map[string]int{}
+	for i, h := range hostile {
+		data := []byte("image-" + strconv.Itoa(i))
+		if _, err := srv.AddImage(ctx, org, "hostile", h.dir, h.name, "image/jpeg", data, nil); err != nil {
+			t.Fatalf("AddImage %q: %v", h.name, err)
+		}
+		want[string(data)]++
+	}
+	tm := mount(t, srv, mountConfig{})
+	root := filepath.Join(tm.dir, "hostile", "images")
+	got := map[string]int{}
+	names := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(p, root) {
+			t.Errorf("walk left the images folder: %s", p)
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if names[p] {
+			t.Errorf("%s listed twice", p)
+		}
+		names[p] = true
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("read %q: %v", p, err)
+			return nil
+		}
+		got[string(b)]++
+		doc := filepath.Join(tm.dir, "hostile", "annotations", strings.TrimPrefix(p, root)) + ".json"
+		if _, err := os.Stat(doc); err != nil {
+			t.Errorf("annotation document of %q: %v", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk: %v", err)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("content %q: seen %d times, want %d", k, got[k], n)
+		}
+	}
+	if len(names) != len(hostile) {
+		t.Errorf("got %d files, want %d distinct files", len(names), len(hostile))
+	}
+	again := map[string]bool{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			again[p] = true
+		}
+		return nil
+	})
+	for p := range names {
+		if !again[p] {
+			t.Errorf("name %q not stable across listings", p)
+		}
+	}
+}
+
+func TestMountpointChecks(t *testing.T) {
+	requireFUSE(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "keep.txt"), []byte("mine"), 0o644)
+	tests := []struct {
+		name, path, want string
+	}{
+		{"missing", filepath.Join(dir, "nope"), "does not exist"},
+		{"not a directory", filepath.Join(dir, "keep.txt"), "not a directory"},
+		{"not empty", dir, "not empty"},
+	}
+	for _, tt := range tests {
+		err := pfs.CheckMountpoint(tt.path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: CheckMountpoint: got %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+	srv := startServer(t, devserver.Options{})
+	tm := mount(t, srv, mountConfig{})
+	if err := pfs.CheckMountpoint(tm.dir); err == nil || !strings.Contains(err.Error(), "already mounted") {
+		t.Errorf("already mounted: got %v, want an error containing %q", err, "already mounted")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "keep.txt")); string(b) != "mine" {
+		t.Errorf("the user's file changed: got %q, want %q", b, "mine")
+	}
+}
+
+// debianPython is the interpreter that Debian's python3-torch installs into.
+const debianPython = "/usr/bin/python3"
+
+func TestPyTorchDataLoader(t *testing.T) {
+	if err := exec.Command(debianPython, "-c", "import torch, torchvision, PIL").Run(); err != nil {
+		if os.Getenv("PICTOFS_REQUIRE_TORCH") != "" {
+			t.Fatalf("python3-torch, python3-torchvision and python3-pil are needed (PICTOFS_REQUIRE_TORCH is set): %v", err)
+		}
+		t.Skipf("no torch in %s: %v", debianPython, err)
+	}
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 120)
+	tm := mount(t, srv, mountConfig{})
+	out := run(t, debianPython, "../examples/pytorch_loader.py", "--check", "--workers", "4", filepath.Join(tm.dir, demoName))
+	if !strings.Contains(out, "epoch 1: 120 images") {
+		t.Errorf("loader output: got %q, want one epoch of 120 images", out)
+	}
+	t.Log(strings.TrimSpace(out))
+}
+
+func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("FUSE passthrough needs CAP_SYS_ADMIN")
+	}
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 6)
+	tests := []struct {
+		name        string
+		disable     bool
+		wantDaemon  bool
+		passthrough bool
+	}{
+		{"passthrough on", false, false, true},
+		{"passthrough off", true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm := mount(t, srv, mountConfig{tweak: func(o *pfs.Options) { o.DisablePassthrough = tt.disable }})
+			if got := tm.m.Passthrough(); got != tt.passthrough {
+				t.Skipf("kernel passthrough: got %v, want %v (kernel without CONFIG_FUSE_PASSTHROUGH?)", got, tt.passthrough)
+			}
+			srcs := sources(t, tm.api, demoName)
+			checkTree(t, filepath.Join(tm.dir, demoName), srcs)
+			reads := tm.m.Stats().DaemonReads
+			if tt.wantDaemon && reads == 0 {
+				t.Errorf("daemon reads without passthrough: got 0, want > 0")
+			}
+			if !tt.wantDaemon && reads != 0 {
+				t.Errorf("daemon reads with passthrough: got %d, want 0", reads)
+			}
+		})
+	}
+}

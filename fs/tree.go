@@ -1,0 +1,188 @@
+package fs
+
+import (
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pictofs/pictofs/client"
+)
+
+// image is one image of a dataset snapshot. It holds only what the tree, the
+// byte fetch and stat need, to keep memory near 200 bytes per image.
+type image struct {
+	id        string
+	name      string // the entry name in images/, unique in its directory
+	filename  string // the server's filename (the byte route and empty documents need it)
+	dir       *dir
+	remoteDir string // the server's directory_path (shared with dir.remotePath when equal)
+	size      int64
+	createdAt int64 // unix nanoseconds
+	annCount  int32
+	// annSize is the byte size of the annotation document once known: set
+	// at build time when annCount is 0, else after the first fetch.
+	annSize atomic.Int64
+}
+
+// dir is one directory of a dataset snapshot, shared by images/ and
+// annotations/: the same subdirectories appear under both.
+type dir struct {
+	name       string   // entry name ("" for the top)
+	remotePath string   // the server's directory_path, e.g. "/train/cars"
+	key        string   // joined safe path, for inode numbers
+	dirs       []*dir   // sorted by name
+	images     []*image // sorted by name
+	// prefetched is set once Readdir has queued this directory's files.
+	prefetchedImages      atomic.Bool
+	prefetchedAnnotations atomic.Bool
+}
+
+// snapshot is an immutable listing of one dataset's images.
+type snapshot struct {
+	top      *dir
+	dirs     map[string]*dir // dir.key → dir
+	count    int
+	bytes    int64
+	loadedAt time.Time
+}
+
+// findDir returns the subdirectory called name, or nil.
+func (d *dir) findDir(name string) *dir {
+	i := sort.Search(len(d.dirs), func(i int) bool { return d.dirs[i].name >= name })
+	if i < len(d.dirs) && d.dirs[i].name == name {
+		return d.dirs[i]
+	}
+	return nil
+}
+
+// findImage returns the image whose entry name is name, or nil.
+func (d *dir) findImage(name string) *image {
+	i := sort.Search(len(d.images), func(i int) bool { return d.images[i].name >= name })
+	if i < len(d.images) && d.images[i].name == name {
+		return d.images[i]
+	}
+	return nil
+}
+
+// findAnnotation returns the image whose annotation document is name
+// ("<image name>.json"), or nil.
+func (d *dir) findAnnotation(name string) *image {
+	stem, ok := strings.CutSuffix(name, ".json")
+	if !ok {
+		return nil
+	}
+	return d.findImage(stem)
+}
+
+// snapshotBuilder collects listing pages into a snapshot.
+type snapshotBuilder struct {
+	top    *dir
+	byPath map[string]*dir // remote directory_path (normalized) → dir
+	// pending holds the images of each directory until build resolves names.
+	pending map[*dir][]client.Image
+	status  string
+}
+
+func newSnapshotBuilder(statusFilter string) *snapshotBuilder {
+	top := &dir{remotePath: "/"}
+	return &snapshotBuilder{
+		top:     top,
+		byPath:  map[string]*dir{"": top},
+		pending: map[*dir][]client.Image{},
+		status:  statusFilter,
+	}
+}
+
+// add files one listing page.
+func (b *snapshotBuilder) add(page []client.Image) {
+	for _, img := range page {
+		if b.status != "" && img.Status != b.status {
+			continue
+		}
+		d := b.dirFor(img.DirectoryPath)
+		b.pending[d] = append(b.pending[d], img)
+	}
+}
+
+// dirFor returns (creating) the directory for a directory_path.
+func (b *snapshotBuilder) dirFor(remote string) *dir {
+	segs := splitRemoteDir(remote)
+	key := strings.Join(segs, "/")
+	if d, ok := b.byPath[key]; ok {
+		return d
+	}
+	parent := b.dirFor(remoteParent(remote))
+	d := &dir{name: segs[len(segs)-1], remotePath: remote, key: key}
+	parent.dirs = append(parent.dirs, d)
+	b.byPath[key] = d
+	return d
+}
+
+// remoteParent drops the last non-empty segment of a directory_path.
+func remoteParent(remote string) string {
+	trimmed := strings.TrimRight(remote, "/")
+	i := strings.LastIndex(trimmed, "/")
+	if i <= 0 {
+		return "/"
+	}
+	return trimmed[:i]
+}
+
+// build resolves entry names and sorts every directory.
+func (b *snapshotBuilder) build(now time.Time) *snapshot {
+	s := &snapshot{top: b.top, dirs: b.byPath, loadedAt: now}
+	for _, d := range b.byPath {
+		sort.Slice(d.dirs, func(i, j int) bool { return d.dirs[i].name < d.dirs[j].name })
+		reserved := make(map[string]bool, len(d.dirs))
+		for _, sub := range d.dirs {
+			reserved[sub.name] = true
+		}
+		imgs := b.pending[d]
+		claims := make([]nameClaim, len(imgs))
+		for i, img := range imgs {
+			claims[i] = nameClaim{safe: SanitizeName(img.Filename), id: img.ID}
+		}
+		names := dedupeNames(claims, reserved)
+		d.images = make([]*image, len(imgs))
+		for i, img := range imgs {
+			im := &image{
+				id:        img.ID,
+				name:      names[i],
+				filename:  img.Filename,
+				dir:       d,
+				remoteDir: d.remotePath,
+				size:      img.FileSize,
+				createdAt: img.CreatedAt.UnixNano(),
+				annCount:  int32(img.AnnotationCount),
+			}
+			if img.DirectoryPath != d.remotePath {
+				im.remoteDir = img.DirectoryPath
+			}
+			if im.name == img.Filename {
+				im.filename = im.name // share one string
+			}
+			if im.annCount == 0 {
+				im.annSize.Store(int64(len(emptyAnnotationDoc(img.Filename))))
+			}
+			d.images[i] = im
+			s.count++
+			s.bytes += img.FileSize
+		}
+		sort.Slice(d.images, func(i, j int) bool { return d.images[i].name < d.images[j].name })
+		delete(b.pending, d)
+	}
+	return s
+}
+
+// walk calls fn for every directory in the snapshot, parents first.
+func (s *snapshot) walk(fn func(d *dir)) {
+	var visit func(d *dir)
+	visit = func(d *dir) {
+		fn(d)
+		for _, sub := range d.dirs {
+			visit(sub)
+		}
+	}
+	visit(s.top)
+}
