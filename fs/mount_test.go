@@ -480,3 +480,20 @@ func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
 		})
 	}
 }
+
+func TestImagesBeyondTheDownloadListingUseTheByteRoute(t *testing.T) {
+	srv := startServer(t, devserver.Options{DownloadCap: 10})
+	seedDemo(t, srv, 30)
+	tm := mount(t, srv, mountConfig{})
+	srcs := sources(t, tm.api, demoName)
+	srv.ResetStats()
+	checkTree(t, filepath.Join(tm.dir, demoName), srcs)
+	st := srv.Stats()
+	if st.StorageGets != 10 || st.ImageByteRequests != 20 {
+		t.Errorf("with a download listing capped at 10 of 30 images: got %d signed-URL GETs and %d byte-route requests, want 10 and 20",
+			st.StorageGets, st.ImageByteRequests)
+	}
+	if st.DownloadListings > 5 {
+		t.Errorf("download listings: got %d, want ≤ 5 (one, plus one per status)", st.DownloadListings)
+	}
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/client"
+	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/prefetch"
+)
+
+// mountFlags are the flags of `pictofs mount` (and, minus the API ones, of
+// `pictofs demo`). Every flag has a PICTOFS_… environment variable.
+func mountFlags(withAPI bool) []cli.Flag {
+	var flags []cli.Flag
+	if withAPI {
+		flags = append(flags,
+			&cli.StringFlag{Name: "api-url", Usage: "Pictograph API base URL (else PICTOGRAPH_BASE_URL, ~/.pictograph/config.toml, https://api.pictograph.io)", EnvVars: []string{"PICTOFS_API_URL"}},
+			&cli.StringFlag{Name: "api-key", Usage: "API key (else PICTOGRAPH_API_KEY, then ~/.pictograph/config.toml); prefer the env var or the file, which keep the key out of the process list", EnvVars: []string{"PICTOFS_API_KEY"}},
+			&cli.IntFlag{Name: "requests-per-hour", Usage: "API requests this mount may spend per hour (0 = no client-side cap); set it to your plan's limit", EnvVars: []string{"PICTOFS_REQUESTS_PER_HOUR"}},
+		)
+	}
+	return append(flags,
+		&cli.StringFlag{Name: "cache-dir", Usage: "disk cache directory (default: <user cache dir>/pictofs)", EnvVars: []string{"PICTOFS_CACHE_DIR"}},
+		&cli.StringFlag{Name: "cache-size", Value: "10GiB", Usage: "disk cache cap (e.g. 500MiB, 20GiB)", EnvVars: []string{"PICTOFS_CACHE_SIZE"}},
+		&cli.Float64Flag{Name: "cache-min-free", Value: 0.05, Usage: "share of the cache's filesystem always left free", EnvVars: []string{"PICTOFS_CACHE_MIN_FREE"}},
+		&cli.IntFlag{Name: "prefetch-workers", Value: 16, Usage: "parallel downloads for directory readahead", EnvVars: []string{"PICTOFS_PREFETCH_WORKERS"}},
+		&cli.StringFlag{Name: "status", Usage: "show only images with this status (new, annotate, review, complete)", EnvVars: []string{"PICTOFS_STATUS"}},
+		&cli.DurationFlag{Name: "list-ttl", Value: 5 * time.Minute, Usage: "how long dataset and image listings are trusted", EnvVars: []string{"PICTOFS_LIST_TTL"}},
+		&cli.DurationFlag{Name: "annotation-ttl", Value: 10 * time.Minute, Usage: "how long an annotation document is served before it is fetched again", EnvVars: []string{"PICTOFS_ANNOTATION_TTL"}},
+		&cli.BoolFlag{Name: "allow-other", Usage: "let other users access the mount", EnvVars: []string{"PICTOFS_ALLOW_OTHER"}},
+		&cli.IntFlag{Name: "uid", Value: -1, Usage: "owner of every file (default: the mounting user)", EnvVars: []string{"PICTOFS_UID"}},
+		&cli.IntFlag{Name: "gid", Value: -1, Usage: "group of every file (default: the mounting user's)", EnvVars: []string{"PICTOFS_GID"}},
+		&cli.BoolFlag{Name: "passthrough", Value: true, Usage: "serve cached files through FUSE passthrough where the kernel allows (root, Linux ≥ 6.9)", EnvVars: []string{"PICTOFS_PASSTHROUGH"}},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"PICTOFS_LOG_LEVEL"}},
+		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", EnvVars: []string{"PICTOFS_DEBUG_FUSE"}},
+	)
+}
+
+func mountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount your organization's datasets at MOUNTPOINT (serves in the foreground; Ctrl-C unmounts)",
+		ArgsUsage: "MOUNTPOINT",
+		Flags:     mountFlags(true),
+		Action: func(cc *cli.Context) error {
+			mnt, err := oneArg(cc, "MOUNTPOINT")
+			if err != nil {
+				return err
+			}
+			logger, err := newLogger(cc.String("log-level"))
+			if err != nil {
+				return err
+			}
+			if err := fs.CheckMountpoint(mnt); err != nil {
+				return err
+			}
+			cfg, err := client.ResolveConfig(client.ConfigSources{FlagAPIKey: cc.String("api-key"), FlagBaseURL: cc.String("api-url")})
+			if err != nil {
+				return err
+			}
+			api, err := client.New(client.Options{
+				BaseURL:         cfg.BaseURL,
+				APIKey:          cfg.APIKey,
+				Timeout:         cfg.Timeout,
+				MaxRetries:      cfg.MaxRetries,
+				UserAgent:       "pictofs/" + version,
+				RequestsPerHour: cc.Int("requests-per-hour"),
+				Logger:          logger,
+			})
+			if err != nil {
+				return err
+			}
+			return runMount(cc, logger, api, cfg.KeySource, mnt, nil)
+		},
+	}
+}
+
+// runMount checks the key, opens the cache, mounts, and serves until a
+// signal or an outside unmount. ready, if set, runs once the mount is up.
+func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySource, mnt string, ready func(*fs.Mounted)) error {
+	ctx, stop := context.WithCancel(cc.Context)
+	defer stop()
+	checkCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	org, err := api.Me(checkCtx)
+	cancel()
+	switch {
+	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrForbidden):
+		return fmt.Errorf("the API key (from %s) was rejected by %s: %w", keySource, api.BaseURL().Host, err)
+	case err != nil:
+		return fmt.Errorf("cannot reach the Pictograph API at %s: %w", api.BaseURL().Redacted(), err)
+	}
+	opts, err := cacheOptions(cc, logger)
+	if err != nil {
+		return err
+	}
+	cache, err := blobcache.Open(opts)
+	if err != nil {
+		return fmt.Errorf("open cache %s: %w", opts.Dir, err)
+	}
+	defer cache.Close()
+	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cc.Int("prefetch-workers"), Logger: logger})
+	defer pf.Close()
+
+	uid, gid := os.Getuid(), os.Getgid()
+	if v := cc.Int("uid"); v >= 0 {
+		uid = v
+	}
+	if v := cc.Int("gid"); v >= 0 {
+		gid = v
+	}
+	m, err := fs.Mount(ctx, mnt, fs.Options{
+		API:                api,
+		Cache:              cache,
+		Prefetcher:         pf,
+		Namespace:          api.BaseURL().Host + "/" + org.ID,
+		StatusFilter:       cc.String("status"),
+		ListTTL:            cc.Duration("list-ttl"),
+		AnnotationTTL:      cc.Duration("annotation-ttl"),
+		UID:                uint32(uid),
+		GID:                uint32(gid),
+		AllowOther:         cc.Bool("allow-other"),
+		DisablePassthrough: !cc.Bool("passthrough"),
+		DebugFUSE:          cc.Bool("debug-fuse"),
+		FSName:             "pictofs:" + api.BaseURL().Host,
+		Logger:             logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("mounted", "mountpoint", m.Dir(), "api", api.BaseURL().Host, "organization", org.Name, "cache", opts.Dir, "passthrough", m.Passthrough())
+	if ready != nil {
+		ready(m)
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	go func() {
+		m.Wait()
+		close(done)
+	}()
+	asked := 0
+	for {
+		select {
+		case <-done:
+			logger.Info("unmounted", "mountpoint", m.Dir(), "api_requests", api.APIRequests(), "storage_requests", api.StorageRequests())
+			return nil
+		case <-sigs:
+			asked++
+			err := m.Unmount(asked > 1)
+			if errors.Is(err, fs.ErrBusy) || (err != nil && strings.Contains(err.Error(), "busy")) {
+				fmt.Fprintf(os.Stderr, "pictofs: %s is busy: files on it are still open. Close them, press Ctrl-C again to detach lazily, or run 'pictofs unmount --lazy %s'.\n", m.Dir(), m.Dir())
+				continue
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "pictofs: %v\n", err)
+			}
+		}
+	}
+}
+
+func cacheOptions(cc *cli.Context, logger *slog.Logger) (blobcache.Options, error) {
+	dir := cc.String("cache-dir")
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return blobcache.Options{}, fmt.Errorf("no --cache-dir and no user cache directory: %w", err)
+		}
+		dir = filepath.Join(base, "pictofs")
+	}
+	size, err := parseBytes(cc.String("cache-size"))
+	if err != nil {
+		return blobcache.Options{}, fmt.Errorf("--cache-size: %w", err)
+	}
+	minFree := cc.Float64("cache-min-free")
+	if minFree < 0 || minFree >= 1 {
+		return blobcache.Options{}, fmt.Errorf("--cache-min-free must be in [0, 1), got %v", minFree)
+	}
+	if w := cc.Int("prefetch-workers"); w < 1 || w > 1024 {
+		return blobcache.Options{}, fmt.Errorf("--prefetch-workers must be between 1 and 1024, got %d", w)
+	}
+	return blobcache.Options{Dir: dir, MaxBytes: size, MinFreeRatio: minFree, Logger: logger}, nil
+}
+
+// parseBytes reads sizes such as 512MiB, 10GiB, 1.5G or 1048576.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+		{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
+		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
+	}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
+			mult = u.mult
+			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("not a positive size: %q (use e.g. 500MiB or 10GiB)", s)
+	}
+	return int64(v * mult), nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func oneArg(cc *cli.Context, name string) (string, error) {
+	if cc.NArg() != 1 {
+		return "", fmt.Errorf("%s needs exactly one argument, %s (see 'pictofs %s --help')", cc.Command.Name, name, cc.Command.Name)
+	}
+	return cc.Args().First(), nil
+}
+
+func unmountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "unmount",
+		Aliases:   []string{"umount"},
+		Usage:     "unmount a pictofs mount, including one whose process died",
+		ArgsUsage: "MOUNTPOINT",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "lazy", Aliases: []string{"l"}, Usage: "detach now even if files are open; the kernel finishes when they close"},
+		},
+		Action: func(cc *cli.Context) error {
+			mnt, err := oneArg(cc, "MOUNTPOINT")
+			if err != nil {
+				return err
+			}
+			return fs.Unmount(mnt, cc.Bool("lazy"))
+		},
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/fs"
+)
+
+// TestMountRefusesBadInput checks that every bad input gets one clear error
+// and leaves nothing mounted.
+func TestMountRefusesBadInput(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("/dev/fuse is missing: the checks after it cannot be reached")
+	}
+	srv, err := devserver.New(context.Background(), devserver.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("PICTOGRAPH_API_KEY", "")
+	t.Setenv("PICTOGRAPH_BASE_URL", "")
+	t.Setenv("PICTOGRAPH_MAX_RETRIES", "0")
+	empty := t.TempDir()
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "mine.txt"), []byte("keep"), 0o644)
+	cache := "--cache-dir=" + t.TempDir()
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no mount point", []string{"mount"}, "exactly one argument"},
+		{"missing mount point", []string{"mount", "--api-key=k", filepath.Join(empty, "nope")}, "does not exist"},
+		{"non-empty mount point", []string{"mount", "--api-key=k", full}, "not empty"},
+		{"no key", []string{"mount", "--api-url=" + srv.APIURL(), empty}, "PICTOGRAPH_API_KEY"},
+		{"bad base URL", []string{"mount", "--api-key=k", "--api-url=localhost", empty}, "base URL"},
+		{"unreachable API", []string{"mount", "--api-key=k", "--api-url=http://127.0.0.1:1", cache, empty}, "cannot reach"},
+		{"rejected key", []string{"mount", "--api-key=pk_live_wrong", "--api-url=" + srv.APIURL(), cache, empty}, "rejected"},
+		{"bad cache size", []string{"mount", "--api-key=" + srv.AdminKey(), "--api-url=" + srv.APIURL(), "--cache-size=lots", cache, empty}, "--cache-size"},
+		{"bad log level", []string{"mount", "--log-level=loud", empty}, "--log-level"},
+		{"unmount of a plain directory", []string{"unmount", empty}, "not mounted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := newApp().Run(append([]string{"pictofs"}, tt.args...))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("pictofs %s: got error %v, want one containing %q", strings.Join(tt.args, " "), err, tt.want)
+			}
+			if mounted, _ := fs.IsMountpoint(empty); mounted {
+				fs.Unmount(empty, true)
+				t.Errorf("pictofs %s left %s mounted", strings.Join(tt.args, " "), empty)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(filepath.Join(full, "mine.txt")); string(b) != "keep" {
+		t.Errorf("the user's file: got %q, want %q", b, "keep")
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"10GiB", 10 << 30, true},
+		{"500MiB", 500 << 20, true},
+		{"1.5G", 3 << 29, true},
+		{"2KB", 2000, true},
+		{"1048576", 1 << 20, true},
+		{"64m", 64 << 20, true},
+		{"lots", 0, false},
+		{"-1GiB", 0, false},
+		{"0", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseBytes(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
