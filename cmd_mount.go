@@ -33,7 +33,7 @@ func mountFlags(withAPI bool) []cli.Flag {
 		)
 	}
 	return append(flags,
-		&cli.StringFlag{Name: "cache-dir", Usage: "disk cache directory (default: <user cache dir>/pictofs)", EnvVars: []string{"PICTOFS_CACHE_DIR"}},
+		&cli.StringFlag{Name: "cache-dir", DefaultText: "<user cache dir>/pictofs", Usage: "disk cache directory", EnvVars: []string{"PICTOFS_CACHE_DIR"}},
 		&cli.StringFlag{Name: "cache-size", Value: "10GiB", Usage: "disk cache cap (e.g. 500MiB, 20GiB)", EnvVars: []string{"PICTOFS_CACHE_SIZE"}},
 		&cli.Float64Flag{Name: "cache-min-free", Value: 0.05, Usage: "share of the cache's filesystem always left free", EnvVars: []string{"PICTOFS_CACHE_MIN_FREE"}},
 		&cli.IntFlag{Name: "prefetch-workers", Value: 16, Usage: "parallel downloads for directory readahead", EnvVars: []string{"PICTOFS_PREFETCH_WORKERS"}},
@@ -41,8 +41,8 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.DurationFlag{Name: "list-ttl", Value: 5 * time.Minute, Usage: "how long dataset and image listings are trusted", EnvVars: []string{"PICTOFS_LIST_TTL"}},
 		&cli.DurationFlag{Name: "annotation-ttl", Value: 10 * time.Minute, Usage: "how long an annotation document is served before it is fetched again", EnvVars: []string{"PICTOFS_ANNOTATION_TTL"}},
 		&cli.BoolFlag{Name: "allow-other", Usage: "let other users access the mount", EnvVars: []string{"PICTOFS_ALLOW_OTHER"}},
-		&cli.IntFlag{Name: "uid", Value: -1, Usage: "owner of every file (default: the mounting user)", EnvVars: []string{"PICTOFS_UID"}},
-		&cli.IntFlag{Name: "gid", Value: -1, Usage: "group of every file (default: the mounting user's)", EnvVars: []string{"PICTOFS_GID"}},
+		&cli.IntFlag{Name: "uid", Value: -1, DefaultText: "the mounting user", Usage: "owner of every file", EnvVars: []string{"PICTOFS_UID"}},
+		&cli.IntFlag{Name: "gid", Value: -1, DefaultText: "the mounting user's group", Usage: "group of every file", EnvVars: []string{"PICTOFS_GID"}},
 		&cli.BoolFlag{Name: "passthrough", Value: true, Usage: "serve cached files through FUSE passthrough where the kernel allows (root, Linux ≥ 6.9)", EnvVars: []string{"PICTOFS_PASSTHROUGH"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"PICTOFS_LOG_LEVEL"}},
 		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", EnvVars: []string{"PICTOFS_DEBUG_FUSE"}},
@@ -111,7 +111,7 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 		return fmt.Errorf("open cache %s: %w", opts.Dir, err)
 	}
 	defer cache.Close()
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cc.Int("prefetch-workers"), Logger: logger})
+	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cc.Int("prefetch-workers"), Retryable: fs.RetryableFetch, Logger: logger})
 	defer pf.Close()
 
 	uid, gid := os.Getuid(), os.Getgid()
@@ -192,6 +192,9 @@ func cacheOptions(cc *cli.Context, logger *slog.Logger) (blobcache.Options, erro
 	}
 	if w := cc.Int("prefetch-workers"); w < 1 || w > 1024 {
 		return blobcache.Options{}, fmt.Errorf("--prefetch-workers must be between 1 and 1024, got %d", w)
+	}
+	if minFree == 0 {
+		minFree = -1 // blobcache reads 0 as "the default"; the user asked for no floor
 	}
 	return blobcache.Options{Dir: dir, MaxBytes: size, MinFreeRatio: minFree, Logger: logger}, nil
 }

@@ -1,0 +1,726 @@
+package devserver
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pictofs/pictofs/client"
+)
+
+func (s *Server) routes(mux *http.ServeMux) {
+	const p = "/api/v1/developer"
+	for _, c := range []string{"/datasets", "/datasets/{$}"} {
+		mux.Handle("GET "+p+c, s.adapt(s.listDatasets))
+		mux.Handle("POST "+p+c, s.adapt(s.idempotent(s.createDatasetHandler)))
+	}
+	mux.Handle("GET "+p+"/datasets/{dataset}", s.adapt(s.getDataset))
+	mux.Handle("PATCH "+p+"/datasets/{dataset}", s.adapt(s.idempotent(s.updateDataset)))
+	mux.Handle("DELETE "+p+"/datasets/{dataset}", s.adapt(s.deleteDataset))
+	mux.Handle("GET "+p+"/datasets/{dataset}/download", s.adapt(s.downloadListing))
+	for _, c := range []string{"/images", "/images/{$}"} {
+		mux.Handle("GET "+p+c, s.adapt(s.listImagesHandler))
+	}
+	mux.Handle("POST "+p+"/images/upload-url", s.adapt(s.idempotent(s.uploadURL)))
+	mux.Handle("POST "+p+"/images/register", s.adapt(s.idempotent(s.registerImage)))
+	mux.Handle("GET "+p+"/organizations/me", s.adapt(s.organizationMe))
+}
+
+// rawRoute dispatches the routes whose trailing path holds names of images
+// (which may be "..", hold escaped slashes, or anything else), before the
+// mux would clean or redirect them:
+//
+//	GET /images/{dataset}/{image_path}        raw bytes
+//	GET /annotations/{image_id}/file          annotation document
+//	PUT /annotations/{image_id}/file          save annotations
+//	GET /annotations/{dataset}/{image_path}   annotations by path
+func (s *Server) rawRoute(r *http.Request) handlerFunc {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix)
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if tail, ok := strings.CutPrefix(rest, "images/"); ok && get {
+		seg, imgPath, ok := strings.Cut(tail, "/")
+		if !ok || seg == "" || imgPath == "" {
+			return nil
+		}
+		return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+			return s.imageBytes(w, r, p, seg, imgPath)
+		}
+	}
+	if tail, ok := strings.CutPrefix(rest, "annotations/"); ok {
+		seg, imgPath, ok := strings.Cut(tail, "/")
+		if !ok || seg == "" || imgPath == "" {
+			return nil
+		}
+		switch {
+		case imgPath == "file" && r.Method == http.MethodPut:
+			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.saveAnnotations(w, r, p, seg)
+			}
+		case imgPath == "file" && get:
+			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.annotationFile(w, r, p, seg)
+			}
+		case get:
+			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.annotationsByPath(w, r, p, seg, imgPath)
+			}
+		}
+	}
+	return nil
+}
+
+// ---- parameters and validation ----
+
+// intParam parses an optional integer query parameter in [lo, ∞).
+func intParam(q url.Values, name string, def, lo int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo {
+		return 0, unprocessable("query parameter %s must be an integer >= %d, got %q", name, lo, v)
+	}
+	return n, nil
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	switch strings.ToLower(q.Get(name)) {
+	case "", "false", "0", "no":
+		return false, nil
+	case "true", "1", "yes":
+		return true, nil
+	}
+	return false, unprocessable("query parameter %s must be true or false, got %q", name, q.Get(name))
+}
+
+var statuses = map[string]bool{"new": true, "annotate": true, "review": true, "complete": true}
+
+func statusParam(q url.Values, name string) (string, error) {
+	v := q.Get(name)
+	if v != "" && !statuses[v] {
+		return "", badRequest("unknown %s %q: want new, annotate, review or complete", name, v)
+	}
+	return v, nil
+}
+
+// validName checks a dataset name or filename: any character but "/" and
+// NUL, not empty, and not "." or ".." (which no URL path can address).
+func validName(kind, name string) error {
+	switch {
+	case name == "":
+		return unprocessable("%s is required", kind)
+	case strings.ContainsAny(name, "/\x00"):
+		return badRequest("%s %q must not contain '/' or NUL", kind, name)
+	case name == "." || name == "..":
+		return badRequest("%s must not be %q", kind, name)
+	}
+	return nil
+}
+
+// normalizeDir turns "", "/", "train", "/train/" into "/" or "/train".
+func normalizeDir(dir string) (string, error) {
+	if strings.ContainsRune(dir, 0) {
+		return "", badRequest("directory_path must not contain NUL")
+	}
+	var segs []string
+	for _, seg := range strings.Split(dir, "/") {
+		switch seg {
+		case "":
+			continue
+		case ".", "..":
+			return "", badRequest("directory_path %q must not contain '.' or '..' segments", dir)
+		}
+		segs = append(segs, seg)
+	}
+	return "/" + strings.Join(segs, "/"), nil
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return apiErr(http.StatusRequestEntityTooLarge, "payload_too_large", "request body over %d bytes", maxJSONBody)
+		case errors.As(err, &typ):
+			return unprocessable("field %q: want %s, got %s", typ.Field, typ.Type, typ.Value)
+		case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+			return badRequest("malformed JSON body: %v", err)
+		}
+		return unprocessable("invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("malformed JSON body: data after the JSON value")
+	}
+	return nil
+}
+
+// page is a clamped limit/offset pair and its pagination object.
+func pagination(limit, offset, got, total int) client.Pagination {
+	return client.Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+got < total}
+}
+
+// ---- datasets ----
+
+type dataEnvelope struct {
+	Data any `json:"data"`
+}
+
+type listEnvelope struct {
+	Data       any               `json:"data"`
+	Pagination client.Pagination `json:"pagination"`
+}
+
+func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p *principal) error {
+	q := r.URL.Query()
+	limit, err := intParam(q, "limit", 100, 1)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "offset", 0, 0)
+	if err != nil {
+		return err
+	}
+	limit = min(limit, s.opts.DatasetListCap)
+	total, err := s.st.countDatasets(r.Context(), p.orgID)
+	if err != nil {
+		return err
+	}
+	rows, err := s.st.listDatasets(r.Context(), p.orgID, limit, offset)
+	if err != nil {
+		return err
+	}
+	out := make([]client.Dataset, 0, len(rows))
+	for _, d := range rows {
+		out = append(out, s.datasetJSON(d))
+	}
+	writeJSON(w, http.StatusOK, listEnvelope{Data: out, Pagination: pagination(limit, offset, len(out), total)})
+	return nil
+}
+
+func (s *Server) createDatasetHandler(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.need("member"); err != nil {
+		return err
+	}
+	var req client.CreateDatasetRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	d, err := s.createDataset(r.Context(), p.orgID, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, dataEnvelope{Data: s.datasetJSON(d)})
+	return nil
+}
+
+func (s *Server) createDataset(ctx context.Context, orgID string, req client.CreateDatasetRequest) (*datasetRow, error) {
+	if err := validName("name", req.Name); err != nil {
+		return nil, err
+	}
+	for i, c := range req.Classes {
+		if c.Name == "" {
+			return nil, unprocessable("classes[%d].name is required", i)
+		}
+	}
+	types := req.AnnotationTypes
+	if types == nil {
+		types = []string{}
+	}
+	classes := req.Classes
+	if classes == nil {
+		classes = []client.Class{}
+	}
+	tj, err := json.Marshal(types)
+	if err != nil {
+		return nil, unprocessable("annotation_types: %v", err)
+	}
+	cj, err := json.Marshal(classes)
+	if err != nil {
+		return nil, unprocessable("classes: %v", err)
+	}
+	now := micros(time.Now())
+	d := &datasetRow{
+		id: newID(), orgID: orgID, name: req.Name, description: req.Description, readme: req.Readme,
+		annotationTypes: string(tj), classes: string(cj), createdAt: now, updatedAt: now,
+	}
+	if err := s.st.insertDataset(ctx, d, s.opts.MaxDatasetsPerOrg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (s *Server) getDataset(w http.ResponseWriter, r *http.Request, p *principal) error {
+	q := r.URL.Query()
+	include, err := boolParam(q, "include_images")
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "images_limit", 1000, 1)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "images_offset", 0, 0)
+	if err != nil {
+		return err
+	}
+	d, err := s.st.dataset(r.Context(), s.st.r, p.orgID, r.PathValue("dataset"))
+	if err != nil {
+		return err
+	}
+	if !include {
+		writeJSON(w, http.StatusOK, dataEnvelope{Data: s.datasetJSON(d)})
+		return nil
+	}
+	rows, err := s.st.listImages(r.Context(), d, imageFilter{}, min(limit, s.opts.ImagesLimitCap), offset)
+	if err != nil {
+		return err
+	}
+	base := requestBase(r)
+	imgs := make([]client.Image, 0, len(rows))
+	for _, im := range rows {
+		imgs = append(imgs, s.imageJSON(base, im))
+	}
+	type withImages struct {
+		client.Dataset
+		Images []client.Image `json:"images"`
+	}
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: withImages{Dataset: s.datasetJSON(d), Images: imgs}})
+	return nil
+}
+
+func (s *Server) updateDataset(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.need("member"); err != nil {
+		return err
+	}
+	var req client.UpdateDatasetRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.NewName != nil {
+		if err := validName("new_name", *req.NewName); err != nil {
+			return err
+		}
+	}
+	d, err := s.st.updateDataset(r.Context(), p.orgID, r.PathValue("dataset"), req.NewName, req.Description, req.Readme, time.Now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: s.datasetJSON(d)})
+	return nil
+}
+
+func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.need("admin"); err != nil {
+		return err
+	}
+	d, n, err := s.st.deleteDataset(r.Context(), p.orgID, r.PathValue("dataset"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.DeleteResult{ID: d.id, Name: d.name, Deleted: true, ImagesDeleted: n}})
+	return nil
+}
+
+var downloadModes = map[string]bool{"full": true, "images_only": true, "annotations_only": true}
+
+func (s *Server) downloadListing(w http.ResponseWriter, r *http.Request, p *principal) error {
+	q := r.URL.Query()
+	mode := q.Get("mode")
+	if mode == "" {
+		mode = "full"
+	}
+	if !downloadModes[mode] {
+		return badRequest("unknown mode %q: want full, images_only or annotations_only", mode)
+	}
+	limit, err := intParam(q, "limit", s.opts.DownloadCap, 1)
+	if err != nil {
+		return err
+	}
+	status, err := statusParam(q, "status_filter")
+	if err != nil {
+		return err
+	}
+	d, err := s.st.dataset(r.Context(), s.st.r, p.orgID, r.PathValue("dataset"))
+	if err != nil {
+		return err
+	}
+	f := imageFilter{status: status}
+	total, err := s.st.countImages(r.Context(), d, f)
+	if err != nil {
+		return err
+	}
+	rows, err := s.st.listImages(r.Context(), d, f, min(limit, s.opts.DownloadCap), 0)
+	if err != nil {
+		return err
+	}
+	storage := s.storageBase(r)
+	exp := s.expiry(time.Now())
+	items := make([]client.DownloadItem, 0, len(rows))
+	for _, im := range rows {
+		it := client.DownloadItem{
+			ID: im.id, Filename: im.filename, FileSize: im.fileSize, AnnotationCount: im.annotationCount,
+			ImageURL: s.signedURL(storage, http.MethodGet, objectPath(im.id), exp),
+		}
+		if im.annotationCount > 0 && mode != "images_only" {
+			it.AnnotationURL = apiPrefix + "annotations/" + im.id + "/file"
+		}
+		items = append(items, it)
+	}
+	s.stats.downloadListings.Add(1)
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.DownloadListing{ID: d.id, Items: items, TotalItems: total}})
+	return nil
+}
+
+// ---- images ----
+
+var imageListKeys = map[string]bool{
+	"dataset": true, "limit": true, "offset": true, "directory_path": true, "status": true, "filename": true,
+}
+
+func (s *Server) listImagesHandler(w http.ResponseWriter, r *http.Request, p *principal) error {
+	q := r.URL.Query()
+	for k := range q {
+		if !imageListKeys[k] {
+			return badRequest("unknown query parameter %q", k)
+		}
+	}
+	ref := q.Get("dataset")
+	if ref == "" {
+		return unprocessable("query parameter dataset is required")
+	}
+	limit, err := intParam(q, "limit", 100, 1)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "offset", 0, 0)
+	if err != nil {
+		return err
+	}
+	var f imageFilter
+	if f.status, err = statusParam(q, "status"); err != nil {
+		return err
+	}
+	if q.Has("directory_path") {
+		dir, err := normalizeDir(q.Get("directory_path"))
+		if err != nil {
+			dir = q.Get("directory_path")
+		}
+		f.dir = &dir
+	}
+	if q.Has("filename") {
+		fn := q.Get("filename")
+		f.filename = &fn
+	}
+	d, err := s.st.dataset(r.Context(), s.st.r, p.orgID, ref)
+	if err != nil {
+		return err
+	}
+	limit = min(limit, s.opts.ImageListCap)
+	total, err := s.st.countImages(r.Context(), d, f)
+	if err != nil {
+		return err
+	}
+	rows, err := s.st.listImages(r.Context(), d, f, limit, offset)
+	if err != nil {
+		return err
+	}
+	base := requestBase(r)
+	out := make([]client.Image, 0, len(rows))
+	for _, im := range rows {
+		out = append(out, s.imageJSON(base, im))
+	}
+	writeJSON(w, http.StatusOK, listEnvelope{Data: out, Pagination: pagination(limit, offset, len(out), total)})
+	return nil
+}
+
+// imageByRef resolves a dataset segment and an escaped image path.
+func (s *Server) imageByRef(ctx context.Context, orgID, rawDataset, escapedPath string) (*imageRow, error) {
+	ref, err := url.PathUnescape(rawDataset)
+	if err != nil {
+		return nil, badRequest("bad dataset segment %q", rawDataset)
+	}
+	dir, filename, err := splitImagePath(escapedPath)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.st.dataset(ctx, s.st.r, orgID, ref)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "/" {
+		dir = strings.TrimSuffix(dir, "/")
+	}
+	return s.st.imageByPath(ctx, d, dir, filename)
+}
+
+func (s *Server) imageBytes(w http.ResponseWriter, r *http.Request, p *principal, rawDataset, escapedPath string) error {
+	s.stats.imageByteRequests.Add(1)
+	im, err := s.imageByRef(r.Context(), p.orgID, rawDataset, escapedPath)
+	if err != nil {
+		return err
+	}
+	f, err := s.blobs.open(im.blob)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", im.contentType)
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.need("member"); err != nil {
+		return err
+	}
+	var req client.UploadURLRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	target, err := s.uploadTarget(r.Context(), p.orgID, req.Dataset, req.DirectoryPath, req.Filename, req.ContentType)
+	if err != nil {
+		return err
+	}
+	var n int
+	if err := s.st.r.QueryRowContext(r.Context(), `SELECT count(*) FROM images WHERE dataset_seq = ?
+		AND directory_path = ? AND filename = ?`, target.dsSeq, target.dir, target.filename).Scan(&n); err != nil {
+		return fmt.Errorf("check duplicate image: %w", err)
+	}
+	if n > 0 {
+		return apiErr(http.StatusBadRequest, "already_exists", "image %q already exists in directory %q", target.filename, target.dir)
+	}
+	ttl := s.opts.URLTTL
+	now := time.Now()
+	target.id = uuid.NewString()
+	target.expiresAt = micros(now.Add(ttl))
+	if err := s.st.insertUpload(r.Context(), target, now); err != nil {
+		return err
+	}
+	u := s.signedURL(s.storageBase(r), http.MethodPut, uploadPath(target.id), now.Add(ttl).Unix())
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.UploadURL{
+		Filename: target.filename, DirectoryPath: target.dir, UploadURL: u,
+		ExpiresInMinutes: max(1, int(ttl/time.Minute)),
+	}})
+	return nil
+}
+
+// uploadTarget validates the fields shared by upload-url and register.
+func (s *Server) uploadTarget(ctx context.Context, orgID, dataset, dir, filename, contentType string) (*uploadRow, error) {
+	if dataset == "" {
+		return nil, unprocessable("dataset is required")
+	}
+	if err := validName("filename", filename); err != nil {
+		return nil, err
+	}
+	dir, err := normalizeDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if contentType == "" {
+		contentType = mime.TypeByExtension(strings.ToLower(path.Ext(filename)))
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || !strings.HasPrefix(mt, "image/") {
+		return nil, badRequest("content_type %q is not an image type", contentType)
+	}
+	d, err := s.st.dataset(ctx, s.st.r, orgID, dataset)
+	if err != nil {
+		return nil, err
+	}
+	return &uploadRow{dsSeq: d.seq, dir: dir, filename: filename, contentType: mt}, nil
+}
+
+func (s *Server) registerImage(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.need("member"); err != nil {
+		return err
+	}
+	var req client.RegisterImageRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.FileSize < 0 || req.Width < 0 || req.Height < 0 {
+		return unprocessable("file_size, width and height must not be negative")
+	}
+	target, err := s.uploadTarget(r.Context(), p.orgID, req.Dataset, req.DirectoryPath, req.Filename, req.ContentType)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	im := &newImage{imageRow: imageRow{
+		id: newID(), dir: target.dir, filename: target.filename, status: "new",
+		width: req.Width, height: req.Height, contentType: target.contentType, tags: "[]", createdAt: micros(now),
+	}}
+	if sp := splitOf(target.dir); sp != nil {
+		im.split = sql.NullString{String: *sp, Valid: true}
+	}
+	if err := s.st.registerUpload(r.Context(), target.dsSeq, im, req.FileSize, now); err != nil {
+		return err
+	}
+	if im.width == 0 || im.height == 0 {
+		if wd, ht, ok := s.blobDimensions(im.blob); ok {
+			im.width, im.height = wd, ht
+			s.st.tx(r.Context(), func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(r.Context(), `UPDATE images SET width = ?, height = ? WHERE seq = ?`, wd, ht, im.seq)
+				return err
+			})
+		}
+	}
+	full, err := s.st.imageByIDAnyOrg(r.Context(), im.id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, dataEnvelope{Data: s.imageJSON(requestBase(r), full)})
+	return nil
+}
+
+// ---- annotations ----
+
+// annotationFile answers GET /annotations/{image_id}/file. An unknown id is
+// retried as the root image "file" of a dataset of that name.
+func (s *Server) annotationFile(w http.ResponseWriter, r *http.Request, p *principal, rawID string) error {
+	id, _ := url.PathUnescape(rawID)
+	im, err := s.st.imageByID(r.Context(), p.orgID, id)
+	if errors.Is(err, ErrNotFound) {
+		if alt, aerr := s.imageByRef(r.Context(), p.orgID, rawID, "file"); aerr == nil {
+			return s.writeAnnotationsByPath(w, r, alt)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	doc, err := s.st.annotationDoc(r.Context(), im.seq)
+	if err != nil {
+		return err
+	}
+	s.stats.annotationFiles.Add(1)
+	writeJSON(w, http.StatusOK, struct {
+		Image       string          `json:"image"`
+		Annotations json.RawMessage `json:"annotations"`
+	}{im.filename, json.RawMessage(doc)})
+	return nil
+}
+
+func (s *Server) annotationsByPath(w http.ResponseWriter, r *http.Request, p *principal, rawDataset, escapedPath string) error {
+	im, err := s.imageByRef(r.Context(), p.orgID, rawDataset, escapedPath)
+	if err != nil {
+		return err
+	}
+	return s.writeAnnotationsByPath(w, r, im)
+}
+
+type annotationsByPathBody struct {
+	Success         bool            `json:"success"`
+	ImageID         string          `json:"image_id"`
+	Filename        string          `json:"filename"`
+	Annotations     json.RawMessage `json:"annotations"`
+	AnnotationCount int             `json:"annotation_count"`
+}
+
+func (s *Server) writeAnnotationsByPath(w http.ResponseWriter, r *http.Request, im *imageRow) error {
+	doc, err := s.st.annotationDoc(r.Context(), im.seq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, annotationsByPathBody{
+		Success: true, ImageID: im.id, Filename: im.filename,
+		Annotations: json.RawMessage(doc), AnnotationCount: im.annotationCount,
+	})
+	return nil
+}
+
+func (s *Server) saveAnnotations(w http.ResponseWriter, r *http.Request, p *principal, rawID string) error {
+	if err := p.need("member"); err != nil {
+		return err
+	}
+	var req struct {
+		Annotations *[]client.Annotation `json:"annotations"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Annotations == nil {
+		return unprocessable("annotations is required")
+	}
+	id, _ := url.PathUnescape(rawID)
+	im, err := s.st.imageByID(r.Context(), p.orgID, id)
+	if err != nil {
+		return err
+	}
+	doc, err := annotationsJSON(*req.Annotations)
+	if err != nil {
+		return err
+	}
+	if err := s.st.setAnnotations(r.Context(), im, doc, len(*req.Annotations), time.Now()); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, annotationsByPathBody{
+		Success: true, ImageID: im.id, Filename: im.filename,
+		Annotations: json.RawMessage(doc), AnnotationCount: im.annotationCount,
+	})
+	return nil
+}
+
+var geometryOf = map[string]func(a *client.Annotation) bool{
+	"bbox":     func(a *client.Annotation) bool { return a.BoundingBox != nil },
+	"polygon":  func(a *client.Annotation) bool { return a.Polygon != nil },
+	"polyline": func(a *client.Annotation) bool { return a.Polyline != nil },
+	"keypoint": func(a *client.Annotation) bool { return a.Keypoint != nil },
+}
+
+// annotationsJSON validates annotations, gives ids to those without, and
+// encodes them as the stored JSON array.
+func annotationsJSON(anns []client.Annotation) (string, error) {
+	for i := range anns {
+		a := &anns[i]
+		has, ok := geometryOf[a.Type]
+		switch {
+		case a.Name == "":
+			return "", unprocessable("annotations[%d].name is required", i)
+		case !ok:
+			return "", unprocessable("annotations[%d].type %q: want bbox, polygon, polyline or keypoint", i, a.Type)
+		case !has(a):
+			return "", unprocessable("annotations[%d] of type %s has no %s geometry", i, a.Type, a.Type)
+		case a.BoundingBox != nil && (a.BoundingBox.W < 0 || a.BoundingBox.H < 0):
+			return "", unprocessable("annotations[%d].bounding_box has a negative size", i)
+		}
+		if a.ID == "" {
+			a.ID = uuid.NewString()
+		}
+	}
+	if anns == nil {
+		anns = []client.Annotation{}
+	}
+	b, err := json.Marshal(anns)
+	if err != nil {
+		return "", fmt.Errorf("encode annotations: %w", err)
+	}
+	return string(b), nil
+}
+
+// ---- organizations ----
+
+func (s *Server) organizationMe(w http.ResponseWriter, r *http.Request, p *principal) error {
+	o, err := s.st.org(r.Context(), p.orgID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Organization client.Organization `json:"organization"`
+	}{client.Organization{ID: o.id, Name: o.name, Plan: o.plan, Role: p.role}})
+	return nil
+}
