@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -117,7 +118,6 @@ func demoNoise(seed int64) []int8 {
 type demoScratch struct {
 	out bytes.Buffer // the encoded image
 	png pngEncoder
-	jpg jpegEncoder
 	rgb []byte
 	ycc *image.YCbCr
 }
@@ -152,7 +152,7 @@ func generateDemoImage(sc *demoScratch, seed int64, i int, noise []int8) (*demoI
 	}
 	aspects := []float64{1, 4.0 / 3, 3.0 / 4, 16.0 / 9, 3.0 / 2}
 	H := int(float64(W) / aspects[rng.IntN(len(aspects))])
-	H = min(max(H&^15, 96), 384) // multiples of 16, as the JPEG encoder wants
+	H = min(max(H&^15, 96), 384) // multiples of 16: whole JPEG MCUs
 
 	var c0, c1 [3]int32
 	for k := range 3 {
@@ -209,7 +209,7 @@ func generateDemoImage(sc *demoScratch, seed int64, i int, noise []int8) (*demoI
 		img := sc.yccImage(W, H)
 		drawYCbCr(img, c0, c1, noise, noiseOff, amp, shapes)
 		g.filename, g.contentType = fmt.Sprintf("%06d.jpg", i), "image/jpeg"
-		if err := sc.jpg.encode(&sc.out, img, quality); err != nil {
+		if err := jpeg.Encode(&sc.out, img, &jpeg.Options{Quality: quality}); err != nil {
 			return nil, fmt.Errorf("encode jpeg: %w", err)
 		}
 	} else {
