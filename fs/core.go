@@ -3,11 +3,11 @@ package fs
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"strconv"
@@ -75,17 +75,18 @@ func newCore(ctx context.Context, opts Options) *core {
 	}
 }
 
-// inodeOf derives a stable inode number from ids, so the same entry has the
-// same number across remounts.
+// inodeOf derives a stable inode number from ids (FNV-1a over the
+// length-prefixed parts), so the same entry has the same number across
+// remounts. It runs for every entry of every listing, so it must be cheap.
 func inodeOf(parts ...string) uint64 {
-	h := sha256.New()
+	h := fnv.New64a()
+	var n [8]byte
 	for _, p := range parts {
-		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(p)))
 		h.Write(n[:])
-		h.Write([]byte(p))
+		io.WriteString(h, p)
 	}
-	ino := binary.LittleEndian.Uint64(h.Sum(nil)) &^ (1 << 63)
+	ino := h.Sum64() &^ (1 << 63)
 	if ino < 2 {
 		ino += 2
 	}
@@ -453,6 +454,20 @@ func emptyAnnotationDoc(filename string) []byte {
 		Annotations []string `json:"annotations"`
 	}{filename, []string{}}, "", "  ")
 	return doc
+}
+
+// emptyAnnotationDocSize is len(emptyAnnotationDoc(filename)), computed
+// without building the document for the common names that JSON copies as
+// they are (printable ASCII but for ", \, <, > and &), so that listing a
+// million images does not encode a million documents.
+func emptyAnnotationDocSize(filename string) int64 {
+	for i := 0; i < len(filename); i++ {
+		switch c := filename[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return int64(len(emptyAnnotationDoc(filename)))
+		}
+	}
+	return int64(len("{\n  \"image\": \"\",\n  \"annotations\": []\n}") + len(filename))
 }
 
 // datasetJSON is the content of dataset.json.

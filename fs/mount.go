@@ -72,6 +72,9 @@ func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, erro
 			MaxWrite:      1 << 20,
 			MaxReadAhead:  1 << 20,
 			MaxBackground: 64,
+			// Every getxattr (security.selinux, ACLs on each ls -l) would be
+			// a round trip answered "no data"; ENOSYS stops them for good.
+			DisableXAttrs: true,
 			Debug:         opts.DebugFUSE,
 			Logger:        log.New(slogWriter{opts.Logger}, "", 0),
 		},

@@ -497,3 +497,39 @@ func TestImagesBeyondTheDownloadListingUseTheByteRoute(t *testing.T) {
 		t.Errorf("download listings: got %d, want ≤ 5 (one, plus one per status)", st.DownloadListings)
 	}
 }
+
+func TestLargeDirectoryListsEveryEntryOnceAndStably(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	const n = 5000
+	if _, err := srv.SeedBulk(context.Background(), srv.DefaultOrg(), "big", n); err != nil {
+		t.Fatalf("SeedBulk: %v", err)
+	}
+	tm := mount(t, srv, mountConfig{})
+	srv.ResetStats()
+	var first []string
+	for pass := range 3 {
+		out := run(t, "find", filepath.Join(tm.dir, "big", "images"), "-type", "f", "-printf", "%i %P\n")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != n {
+			t.Fatalf("pass %d: find listed %d files, want %d", pass, len(lines), n)
+		}
+		seenName, seenIno := map[string]bool{}, map[string]bool{}
+		for _, l := range lines {
+			ino, name, _ := strings.Cut(l, " ")
+			if seenName[name] || seenIno[ino] {
+				t.Fatalf("pass %d: %q listed twice or shares inode %s", pass, name, ino)
+			}
+			seenName[name], seenIno[ino] = true, true
+		}
+		if pass == 0 {
+			first = lines
+			continue
+		}
+		if strings.Join(lines, "\n") != strings.Join(first, "\n") {
+			t.Errorf("pass %d: listing or inode numbers changed between listings", pass)
+		}
+	}
+	if got := srv.Stats().APIRequests; got > 3 {
+		t.Errorf("API requests for three listings of %d images: got %d, want ≤ 3 (one include_images page and the dataset list)", n, got)
+	}
+}

@@ -13,6 +13,10 @@ import (
 // maxNameBytes is the longest entry name the kernel accepts (NAME_MAX).
 const maxNameBytes = 255
 
+// maxImageNameBytes is the longest image entry name: the image's annotation
+// document is named after it plus ".json", which must fit NAME_MAX too.
+const maxImageNameBytes = maxNameBytes - len(".json")
+
 // SanitizeName turns a name from the server into one safe directory entry:
 // it can never be empty, ".", "..", contain "/" or NUL, or exceed NAME_MAX.
 // Control characters and invalid UTF-8 are replaced by visible stand-ins, in
@@ -20,7 +24,10 @@ const maxNameBytes = 255
 // to change carry a short hash of the original when truncated, so two long
 // names stay distinct. Collisions between different originals that map to
 // the same safe name are resolved per directory by dedupeNames.
-func SanitizeName(name string) string {
+func SanitizeName(name string) string { return sanitizeName(name, maxNameBytes) }
+
+// sanitizeName is SanitizeName with a byte limit below NAME_MAX.
+func sanitizeName(name string, limit int) string {
 	switch name {
 	case "":
 		return "_"
@@ -48,22 +55,22 @@ func SanitizeName(name string) string {
 		i += size
 	}
 	out := b.String()
-	if len(out) > maxNameBytes {
-		out = shortenName(out, name)
+	if len(out) > limit {
+		out = shortenName(out, name, limit)
 	}
 	return out
 }
 
 // shortenName keeps the extension and as much of the stem as fits beside a
 // hash of the original name.
-func shortenName(safe, original string) string {
+func shortenName(safe, original string, limit int) string {
 	sum := sha256.Sum256([]byte(original))
 	tag := "~" + hex.EncodeToString(sum[:6])
 	ext := path.Ext(safe)
 	if len(ext) > 32 {
 		ext = ""
 	}
-	room := maxNameBytes - len(tag) - len(ext)
+	room := limit - len(tag) - len(ext)
 	stem := safe[:len(safe)-len(ext)]
 	for len(stem) > room {
 		_, size := utf8.DecodeLastRuneInString(stem)
@@ -73,14 +80,14 @@ func shortenName(safe, original string) string {
 }
 
 // withSuffix inserts tag before the extension of name, keeping the result
-// within NAME_MAX: "cat.jpg" + "~1a2b" → "cat~1a2b.jpg".
-func withSuffix(name, tag string) string {
+// within limit bytes: "cat.jpg" + "~1a2b" → "cat~1a2b.jpg".
+func withSuffix(name, tag string, limit int) string {
 	ext := path.Ext(name)
 	if len(ext) > 32 || ext == name {
 		ext = ""
 	}
 	stem := name[:len(name)-len(ext)]
-	for len(stem)+len(tag)+len(ext) > maxNameBytes && len(stem) > 0 {
+	for len(stem)+len(tag)+len(ext) > limit && len(stem) > 0 {
 		_, size := utf8.DecodeLastRuneInString(stem)
 		stem = stem[:len(stem)-size]
 	}
@@ -99,6 +106,11 @@ type nameClaim struct {
 // result does not depend on listing order: the first keeps its safe name, the
 // others get a "~<id prefix>" suffix. The returned slice is parallel to claims.
 func dedupeNames(claims []nameClaim, reserved map[string]bool) []string {
+	return dedupeNamesMax(claims, reserved, maxNameBytes)
+}
+
+// dedupeNamesMax is dedupeNames for names of at most limit bytes.
+func dedupeNamesMax(claims []nameClaim, reserved map[string]bool, limit int) []string {
 	order := make([]int, len(claims))
 	for i := range order {
 		order[i] = i
@@ -125,13 +137,13 @@ func dedupeNames(claims []nameClaim, reserved map[string]bool) []string {
 				if n < len(idTag) {
 					tag = idTag[:n]
 				}
-				name = withSuffix(c.safe, "~"+tag)
+				name = withSuffix(c.safe, "~"+tag, limit)
 				if isFree(name) || n >= len(idTag) {
 					break
 				}
 			}
 			for k := 2; !isFree(name); k++ {
-				name = withSuffix(c.safe, "~"+idTag+"-"+strconv.Itoa(k))
+				name = withSuffix(c.safe, "~"+idTag+"-"+strconv.Itoa(k), limit)
 			}
 		}
 		taken[name] = true

@@ -58,7 +58,16 @@ type readOnlyFile struct {
 	gofs.Inode
 }
 
-var _ gofs.NodeSetattrer = (*readOnlyFile)(nil)
+var (
+	_ gofs.NodeSetattrer = (*readOnlyFile)(nil)
+	_ gofs.NodeFlusher   = (*readOnlyFile)(nil)
+)
+
+// Flush answers ENOSYS, which tells the kernel to stop sending FLUSH on
+// every close for the whole mount: a read-only file has nothing to flush.
+func (*readOnlyFile) Flush(context.Context, gofs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
 
 func (*readOnlyFile) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EROFS
@@ -240,10 +249,67 @@ type dirNode struct {
 }
 
 var (
-	_ gofs.NodeLookuper  = (*dirNode)(nil)
-	_ gofs.NodeReaddirer = (*dirNode)(nil)
-	_ gofs.NodeGetattrer = (*dirNode)(nil)
+	_ gofs.NodeLookuper       = (*dirNode)(nil)
+	_ gofs.NodeReaddirer      = (*dirNode)(nil)
+	_ gofs.NodeGetattrer      = (*dirNode)(nil)
+	_ gofs.NodeOpendirHandler = (*dirNode)(nil)
+	_ gofs.FileReaddirenter   = (*cachedDirHandle)(nil)
+	_ gofs.FileReleasedirer   = (*cachedDirHandle)(nil)
 )
+
+// OpendirHandle lets the kernel keep this directory's listing across opens
+// (FOPEN_CACHE_DIR): it changes only with the dataset, whose update time is
+// the directory's mtime, and the kernel drops the cached listing when that
+// changes.
+func (n *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return &cachedDirHandle{node: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// cachedDirHandle reads a dirNode's listing once per open.
+type cachedDirHandle struct {
+	node   *dirNode
+	stream gofs.DirStream
+}
+
+func (h *cachedDirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.stream == nil {
+		s, errno := h.node.Readdir(ctx)
+		if errno != 0 {
+			return nil, errno
+		}
+		h.stream = s
+	}
+	if !h.stream.HasNext() {
+		return nil, 0
+	}
+	e, errno := h.stream.Next()
+	return &e, errno
+}
+
+// Seekdir restarts or repositions the listing (rewinddir, or a READDIR
+// that resumes at an offset the stream did not reach in order).
+func (h *cachedDirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if h.stream == nil || off == 0 {
+		s, errno := h.node.Readdir(ctx)
+		if errno != 0 {
+			return errno
+		}
+		h.stream = s
+	}
+	if off == 0 {
+		return 0
+	}
+	if sd, ok := h.stream.(gofs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (h *cachedDirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
+	if h.stream != nil {
+		h.stream.Close()
+	}
+}
 
 func (n *dirNode) kind() string {
 	if n.annotations {
@@ -405,6 +471,9 @@ func (n *annotationNode) ensureSize(ctx context.Context) syscall.Errno {
 }
 
 func (n *annotationNode) fetch(ctx context.Context) (*blobcache.Handle, syscall.Errno) {
+	// A loader that reads one document of a folder reads the others next:
+	// queue them all, once, as a listing of the folder would.
+	n.c.prefetchDir(n.ds, n.im.dir, true)
 	ctx, cancel := context.WithTimeout(ctx, n.c.opts.OpenTimeout)
 	defer cancel()
 	h, err := n.c.opts.Prefetcher.Get(ctx, n.c.annotationRequest(n.ds, n.im))

@@ -46,13 +46,37 @@ func (c *core) prefetchDir(ds *dataset, d *dir, annotations bool) {
 	if flag.Swap(true) {
 		return
 	}
+	if !annotations {
+		go c.prefetchImages(ds, d)
+		return
+	}
 	reqs := make([]prefetch.Request, 0, len(d.images))
 	for _, im := range d.images {
-		switch {
-		case !annotations:
-			reqs = append(reqs, c.imageRequest(ds, im))
-		case im.annCount > 0:
+		if im.annCount > 0 {
 			reqs = append(reqs, c.annotationRequest(ds, im))
+		}
+	}
+	if len(reqs) > 0 {
+		c.opts.Prefetcher.Enqueue(reqs)
+	}
+}
+
+// prefetchImages queues the readahead of a directory's images that the
+// download listings cover. Any other image costs an API request on the byte
+// route: readahead must not spend the hourly plan on a guess (a read still
+// fetches such an image on demand).
+func (c *core) prefetchImages(ds *dataset, d *dir) {
+	if _, _, _, err := c.signedURL(c.ctx, ds, ""); err != nil {
+		c.log.Warn("readahead skipped: no signed URLs", "err", err)
+		return
+	}
+	ds.mu.Lock()
+	urls := ds.urls
+	ds.mu.Unlock()
+	reqs := make([]prefetch.Request, 0, min(len(d.images), len(urls)))
+	for _, im := range d.images {
+		if _, ok := urls[im.id]; ok {
+			reqs = append(reqs, c.imageRequest(ds, im))
 		}
 	}
 	if len(reqs) > 0 {

@@ -80,7 +80,7 @@ type snapshotBuilder struct {
 	top    *dir
 	byPath map[string]*dir // remote directory_path (normalized) → dir
 	// pending holds the images of each directory until build resolves names.
-	pending map[*dir][]client.Image
+	pending map[*dir][]pendingImage
 	status  string
 }
 
@@ -89,9 +89,18 @@ func newSnapshotBuilder(statusFilter string) *snapshotBuilder {
 	return &snapshotBuilder{
 		top:     top,
 		byPath:  map[string]*dir{"": top},
-		pending: map[*dir][]client.Image{},
+		pending: map[*dir][]pendingImage{},
 		status:  statusFilter,
 	}
+}
+
+// pendingImage is what build needs of a listed image. The rest of a
+// client.Image (URLs, tags, status…) is dropped as each page arrives, so that
+// a listing of a million images never holds a million client.Images.
+type pendingImage struct {
+	id, filename, dirPath string
+	size, createdAt       int64
+	annCount              int32
 }
 
 // add files one listing page.
@@ -101,7 +110,12 @@ func (b *snapshotBuilder) add(page []client.Image) {
 			continue
 		}
 		d := b.dirFor(img.DirectoryPath)
-		b.pending[d] = append(b.pending[d], img)
+		p := pendingImage{id: img.ID, filename: img.Filename, dirPath: d.remotePath, size: img.FileSize,
+			createdAt: img.CreatedAt.UnixNano(), annCount: int32(img.AnnotationCount)}
+		if img.DirectoryPath != d.remotePath {
+			p.dirPath = img.DirectoryPath
+		}
+		b.pending[d] = append(b.pending[d], p)
 	}
 }
 
@@ -141,33 +155,30 @@ func (b *snapshotBuilder) build(now time.Time) *snapshot {
 		imgs := b.pending[d]
 		claims := make([]nameClaim, len(imgs))
 		for i, img := range imgs {
-			claims[i] = nameClaim{safe: SanitizeName(img.Filename), id: img.ID}
+			claims[i] = nameClaim{safe: sanitizeName(img.filename, maxImageNameBytes), id: img.id}
 		}
-		names := dedupeNames(claims, reserved)
+		names := dedupeNamesMax(claims, reserved, maxImageNameBytes)
 		d.images = make([]*image, len(imgs))
 		for i, img := range imgs {
 			im := &image{
-				id:        img.ID,
+				id:        img.id,
 				name:      names[i],
-				filename:  img.Filename,
+				filename:  img.filename,
 				dir:       d,
-				remoteDir: d.remotePath,
-				size:      img.FileSize,
-				createdAt: img.CreatedAt.UnixNano(),
-				annCount:  int32(img.AnnotationCount),
+				remoteDir: img.dirPath,
+				size:      img.size,
+				createdAt: img.createdAt,
+				annCount:  img.annCount,
 			}
-			if img.DirectoryPath != d.remotePath {
-				im.remoteDir = img.DirectoryPath
-			}
-			if im.name == img.Filename {
+			if im.name == img.filename {
 				im.filename = im.name // share one string
 			}
 			if im.annCount == 0 {
-				im.annSize.Store(int64(len(emptyAnnotationDoc(img.Filename))))
+				im.annSize.Store(emptyAnnotationDocSize(img.filename))
 			}
 			d.images[i] = im
 			s.count++
-			s.bytes += img.FileSize
+			s.bytes += img.size
 		}
 		sort.Slice(d.images, func(i, j int) bool { return d.images[i].name < d.images[j].name })
 		delete(b.pending, d)
