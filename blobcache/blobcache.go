@@ -209,8 +209,10 @@ func open(opts Options, statfs func(string) (uint64, uint64, error), now func() 
 	c.stage = st
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
+	synced := c.readSyncedMark()
 	found := c.scan()
 	for _, e := range found {
+		e.verified = !e.filled.After(synced)
 		c.entries[e.key] = e
 		c.lru.Add(e.key, e)
 		c.lruBytes += e.size
@@ -584,5 +586,8 @@ func (c *Cache) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.fills.Wait()
+	if err := c.writeSyncedMark(); err != nil {
+		c.log.Warn("cache not marked clean; blobs will be verified on next start", "err", err)
+	}
 	return c.stage.close()
 }

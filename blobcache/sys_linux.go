@@ -31,3 +31,6 @@ func accessTime(fi fs.FileInfo) time.Time {
 	}
 	return fi.ModTime()
 }
+
+// syncFS flushes the filesystem holding the open directory fd.
+func syncFS(fd int) error { return unix.Syncfs(fd) }
