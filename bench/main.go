@@ -85,7 +85,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.workers, "workers", 4, "DataLoader num_workers")
 	fs.IntVar(&c.readers, "readers", 8, "parallel readers of the plain reader workload")
 	fs.IntVar(&c.batchSize, "batch-size", 32, "DataLoader batch size")
-	fs.IntVar(&c.prefetchWorkers, "prefetch-workers", 16, "pictofs mount --prefetch-workers")
+	fs.IntVar(&c.prefetchWorkers, "prefetch-workers", 64, "pictofs mount --prefetch-workers (the mount's default)")
 	fs.StringVar(&c.cacheSize, "cache-size", "10GiB", "pictofs mount --cache-size")
 	fs.IntVar(&c.downloadWorkers, "download-workers", 10, "parallel transfers of the download-first baseline (the SDK's max_workers)")
 	fs.IntVar(&c.openSamples, "open-samples", 100, "files timed by the open + 1-byte read latency benchmark")
