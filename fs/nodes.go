@@ -430,6 +430,9 @@ func (n *imageNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	if wantsWrite(flags) {
 		return nil, 0, syscall.EROFS
 	}
+	// Whoever reads the images of a folder (a training job, a copy) reads
+	// their annotation documents next: queue the folder's documents once.
+	n.c.prefetchDir(n.ds, n.im.dir, true)
 	ctx, cancel := context.WithTimeout(ctx, n.c.opts.OpenTimeout)
 	defer cancel()
 	h, err := n.c.opts.Prefetcher.Get(ctx, n.c.imageRequest(n.ds, n.im))
