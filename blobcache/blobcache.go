@@ -451,7 +451,10 @@ func (c *Cache) adopt(key Key, maxAge time.Duration) (*entry, bool) {
 	victims := c.evictLocked(need)
 	c.entries[found.key] = found
 	c.used += found.size
-	c.pinLocked(found)
+	// Pinned for the caller from the start: it was never in the LRU, so
+	// pinLocked, which takes an entry out of it, must not count it.
+	found.pins = 1
+	c.pinned++
 	c.mu.Unlock()
 	c.unlink(victims)
 	return found, true

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
 )
 
 // syncedName is the marker a clean Close leaves: the time before which every

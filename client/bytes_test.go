@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -312,5 +313,135 @@ func TestKeyOnlyToBaseHost(t *testing.T) {
 		if got := c.sameHost(u); got != tt.want {
 			t.Errorf("sameHost(%s): got %v, want %v", tt.u, got, tt.want)
 		}
+	}
+}
+
+// cutServer serves body from the Range start, cutting every response after
+// cut bytes (or stalling there until the client goes away) for its first
+// faults answers.
+func cutServer(t *testing.T, body string, cut int, stall bool, faults int32) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := 0
+		if v, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok {
+			first, _, _ := strings.Cut(v, "-")
+			fmt.Sscan(first, &start)
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(body)-1, len(body)))
+		}
+		rest := body[start:]
+		w.Header().Set("Content-Length", fmt.Sprint(len(rest)))
+		if start > 0 {
+			w.WriteHeader(http.StatusPartialContent)
+		}
+		if n.Add(1) > faults || len(rest) <= cut {
+			io.WriteString(w, rest)
+			return
+		}
+		io.WriteString(w, rest[:cut])
+		w.(http.Flusher).Flush()
+		if stall {
+			<-r.Context().Done()
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestOpenSignedResumes(t *testing.T) {
+	body := strings.Repeat("0123456789", 10)
+	tests := []struct {
+		name      string
+		stall     bool
+		faults    int32
+		wantErr   bool
+		wantCalls int32
+	}{
+		{"cut short twice", false, 2, false, 3},
+		{"stalled twice", true, 2, false, 3},
+		{"cut short every time", false, 100, false, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, n := cutServer(t, body, 10, tt.stall, tt.faults)
+			c, _, _ := newTestClient(t, nil, func(o *Options) { o.Timeout = 100 * time.Millisecond })
+			rc, length, err := c.OpenSigned(context.Background(), st.URL+"/k?sig=1", 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || string(got) != body || length != int64(len(body)) {
+				t.Errorf("got %d bytes (%v), length %d; want the %d bytes of the object", len(got), err, length, len(body))
+			}
+			if n.Load() != tt.wantCalls {
+				t.Errorf("got %d requests, want %d", n.Load(), tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestOpenSignedResumeGivesUpWithoutProgress(t *testing.T) {
+	st, n := cutServer(t, "0123456789", 0, false, 100)
+	c, _, _ := newTestClient(t, nil)
+	rc, _, err := c.OpenSigned(context.Background(), st.URL+"/k?sig=1", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	if err == nil || errors.Is(err, ErrURLExpired) || n.Load() != 4 {
+		t.Errorf("got %v after %d requests, want an error after 1 + 3 resumes without progress", err, n.Load())
+	}
+}
+
+func TestOpenSignedResumeExpiredIsNotARefresh(t *testing.T) {
+	var n atomic.Int32
+	st := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			http.Error(w, "expired", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Length", "20")
+		io.WriteString(w, "0123456789")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	t.Cleanup(st.Close)
+	c, _, _ := newTestClient(t, nil)
+	rc, _, err := c.OpenSigned(context.Background(), st.URL+"/k?sig=1", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, ErrNetwork) || errors.Is(err, ErrURLExpired) || strings.Contains(fmt.Sprint(err), "sig=") {
+		t.Errorf("got %v, want ErrNetwork (not ErrURLExpired), without the query", err)
+	}
+}
+
+func TestStreamStallTimesOut(t *testing.T) {
+	c, _, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "20")
+		io.WriteString(w, "0123456789")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}, func(o *Options) { o.Timeout = 50 * time.Millisecond; o.MaxRetries = -1 })
+	rc, _, err := c.OpenImage(context.Background(), "d", "/", "x.jpg", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(120 * time.Millisecond) // the caller's pause between reads is not a stall
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		t.Fatalf("first bytes after a pause of the caller: %v", err)
+	}
+	start := time.Now()
+	_, err = rc.Read(buf)
+	rc.Close()
+	if !errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
+		t.Errorf("got %v after %v, want ErrTimeout (not context.Canceled) after about 50ms", err, time.Since(start))
 	}
 }

@@ -44,9 +44,9 @@ type Options struct {
 	// APIKey is sent as X-API-Key to the base URL's host only. Required.
 	APIKey string
 	// Timeout bounds each wait of an attempt, as the SDK's read timeout
-	// does: for the response headers, then for each read of a JSON body
-	// (byte streams are governed by ctx once headers arrive). Default 30s;
-	// <0 none.
+	// does: for the response headers, then for each read of a body (for a
+	// byte stream, only the time a Read waits for bytes counts, not the
+	// caller's pauses between reads). Default 30s; <0 none.
 	Timeout time.Duration
 	// MaxRetries is the number of retries after the first attempt: default 3
 	// when 0; -1 (any negative) means no retries.
@@ -89,6 +89,7 @@ type Client struct {
 	now        func() time.Time
 	log        *slog.Logger
 	budget     *budget // nil when unlimited
+	gate       rateGate
 
 	apiRequests     atomic.Int64
 	storageRequests atomic.Int64
@@ -257,6 +258,30 @@ func (b *budget) take(now time.Time) bool {
 	return true
 }
 
+// rateGate holds every API request back after a 429 until the time its
+// Retry-After names, so that a saturated plan is not hit again by the other
+// requests in flight: the server would refuse them all.
+type rateGate struct {
+	mu    sync.Mutex // guards until
+	until time.Time
+}
+
+// hold closes the gate until t (or later, if it already is).
+func (g *rateGate) hold(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.After(g.until) {
+		g.until = t
+	}
+}
+
+// closedUntil is the time the gate opens.
+func (g *rateGate) closedUntil() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.until
+}
+
 // request is one logical call; do sends it once per attempt.
 type request struct {
 	method      string
@@ -310,9 +335,15 @@ type response struct {
 // do sends r with the retry policy of §7 and returns a 2xx response, an
 // *APIError, or a wrapped ErrNetwork, ErrTimeout, ErrBudgetExceeded or ctx error.
 func (c *Client) do(ctx context.Context, r *request) (*response, error) {
+	var slept time.Time // the end of this request's own last wait
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, c.ctxError(r, err)
+		}
+		if !r.storage {
+			if err := c.waitGate(ctx, r, slept); err != nil {
+				return nil, err
+			}
 		}
 		if !r.storage && !c.budget.take(c.now()) {
 			return nil, fmt.Errorf("pictograph: %s %s: %w (%d requests per hour)", r.method, r.path(), ErrBudgetExceeded, c.budget.limit)
@@ -335,6 +366,9 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			return resp, nil
 		default:
 			apiErr = c.apiError(r, resp, n+1)
+			if apiErr.Status == http.StatusTooManyRequests && apiErr.RetryAfter > 0 {
+				c.gate.hold(c.now().Add(apiErr.RetryAfter))
+			}
 			c.log.Debug("pictograph request", "method", r.method, "url", r.path(), "status", resp.status, "attempt", n+1, "duration", time.Since(start))
 		}
 		if !r.retryable() || n >= c.maxRetries || (apiErr != nil && !retryableStatus(apiErr.Status)) {
@@ -355,9 +389,33 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			cause = apiErr.Status
 		}
 		c.log.Warn("pictograph request retried", "method", r.method, "url", r.path(), "attempt", n+1, "cause", cause, "wait", wait)
+		slept = c.now().Add(wait)
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, c.ctxError(r, err)
 		}
+	}
+}
+
+// waitGate waits while a 429's Retry-After holds API requests back, looking
+// again after each wait (another 429 may have pushed the time back), unless
+// the request's own retry wait, ending at slept, already covered it. A wait
+// longer than maxRetryAfter is not waited for: the request fails at once
+// with ErrRateLimited, unsent, as the 429 itself would.
+func (c *Client) waitGate(ctx context.Context, r *request, slept time.Time) error {
+	for {
+		until := c.gate.closedUntil()
+		wait := until.Sub(c.now())
+		if !until.After(slept) || wait <= 0 {
+			return nil
+		}
+		if wait > maxRetryAfter {
+			return fmt.Errorf("pictograph: %s %s: %w: not sent, the server asked to wait %s more",
+				r.method, r.path(), ErrRateLimited, wait.Round(time.Second))
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return c.ctxError(r, err)
+		}
+		slept = until
 	}
 }
 
@@ -497,7 +555,7 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 			cancel(nil)
 			return nil, fmt.Errorf("%w: %w", ErrTimeout, errAttemptTimeout)
 		}
-		resp.stream = &cancelOnClose{ReadCloser: hr.Body, cancel: func() { cancel(nil) }}
+		resp.stream = &streamBody{body: hr.Body, ctx: actx, timer: timer, d: c.timeout, cancel: func() { cancel(nil) }}
 		return resp, nil
 	}
 	defer done()
@@ -563,14 +621,38 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// cancelOnClose releases an attempt's context when its body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
+// streamBody is a streamed 2xx body. While a Read waits for bytes the
+// attempt's timer runs, so Timeout bounds a stall in the middle of a body
+// as it bounds the wait for the headers (the time the caller spends between
+// reads is not counted). Closing it releases the attempt's context.
+type streamBody struct {
+	body   io.ReadCloser
+	ctx    context.Context // the attempt's; its cause tells a stall from a cancel
+	timer  *time.Timer     // nil without Timeout
+	d      time.Duration
 	cancel func()
 }
 
-func (b *cancelOnClose) Close() error {
-	err := b.ReadCloser.Close()
+func (b *streamBody) Read(p []byte) (int, error) {
+	if b.timer != nil {
+		b.timer.Reset(b.d)
+	}
+	n, err := b.body.Read(p)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), errAttemptTimeout) {
+		// Not %w: err wraps context.Canceled, which a stall is not.
+		err = fmt.Errorf("%w: no bytes for %s: %v", ErrTimeout, b.d, err)
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.body.Close()
 	b.cancel()
 	return err
 }

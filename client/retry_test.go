@@ -285,3 +285,40 @@ func TestDefaultSleepHonoursContext(t *testing.T) {
 		t.Errorf("got %v after %v, want context.Canceled at once", err, time.Since(start))
 	}
 }
+
+func TestRateGateHoldsOtherRequests(t *testing.T) {
+	var n atomic.Int32
+	c, _, s := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", "30")
+			writeJSON(w, 429, errorBody("rate_limited", "slow down"))
+			return
+		}
+		writeJSON(w, 200, okDataset)
+	}, func(o *Options) { o.MaxRetries = -1 })
+	ctx := context.Background()
+	if _, err := c.GetDataset(ctx, "x"); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("first request: got %v, want the 429", err)
+	}
+	if _, err := c.GetDataset(ctx, "y"); err != nil {
+		t.Fatalf("second request: %v", err)
+	}
+	if got := s.got(); len(got) != 1 || got[0] < 29*time.Second || got[0] > 30*time.Second {
+		t.Errorf("second request waited %v, want one wait of about 30s before it was sent", got)
+	}
+}
+
+func TestRateGateRefusesLongWaitsUnsent(t *testing.T) {
+	var n atomic.Int32
+	c, _, s := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		writeJSON(w, 429, errorBody("rate_limited", "plan spent"))
+	})
+	ctx := context.Background()
+	c.GetDataset(ctx, "x")
+	_, err := c.GetDataset(ctx, "y")
+	if !errors.Is(err, ErrRateLimited) || n.Load() != 1 || len(s.got()) != 0 {
+		t.Errorf("got %v after %d requests and sleeps %v; want ErrRateLimited at once, unsent", err, n.Load(), s.got())
+	}
+}

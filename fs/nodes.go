@@ -430,9 +430,6 @@ func (n *imageNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	if wantsWrite(flags) {
 		return nil, 0, syscall.EROFS
 	}
-	// Whoever reads the images of a folder (a training job, a copy) reads
-	// their annotation documents next: queue the folder's documents once.
-	n.c.prefetchDir(n.ds, n.im.dir, true)
 	ctx, cancel := context.WithTimeout(ctx, n.c.opts.OpenTimeout)
 	defer cancel()
 	h, err := n.c.opts.Prefetcher.Get(ctx, n.c.imageRequest(n.ds, n.im))
@@ -474,9 +471,6 @@ func (n *annotationNode) ensureSize(ctx context.Context) syscall.Errno {
 }
 
 func (n *annotationNode) fetch(ctx context.Context) (*blobcache.Handle, syscall.Errno) {
-	// A loader that reads one document of a folder reads the others next:
-	// queue them all, once, as a listing of the folder would.
-	n.c.prefetchDir(n.ds, n.im.dir, true)
 	ctx, cancel := context.WithTimeout(ctx, n.c.opts.OpenTimeout)
 	defer cancel()
 	h, err := n.c.opts.Prefetcher.Get(ctx, n.c.annotationRequest(n.ds, n.im))

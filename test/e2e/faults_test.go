@@ -1,0 +1,559 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pictofs/pictofs/client"
+	"github.com/pictofs/pictofs/devserver"
+	pfs "github.com/pictofs/pictofs/fs"
+)
+
+// TestStorm503 reads every file of the synthetic dataset while 30% of API
+// requests answer 503: retries must hide every one of them.
+func TestStorm503(t *testing.T) {
+	t.Parallel() // mostly waiting: for retry backoff and timeouts
+	tmpl := synthetic(t)
+	srv := serverFrom(t, tmpl, devserver.Options{})
+	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), workers: 64})
+	srv.SetFaults(devserver.Faults{FailRate: 0.3})
+	srv.ResetStats()
+	start := time.Now()
+	tl := readTree(t, filepath.Join(tm.dir, synthName), tmpl.want, 16)
+	st := srv.Stats()
+	logFigures(t, fmt.Sprintf("503 storm (walk %v)", time.Since(start).Round(time.Millisecond)), tl, st, tm)
+	if tl.failed != 0 {
+		t.Errorf("reads failed under a 503 storm: got %d failures (%v), want 0", tl.failed, tl.errnos)
+	}
+	if st.Injected503 == 0 {
+		t.Errorf("the storm injected no 503: got 0, want some")
+	}
+}
+
+// attemptLog records every API attempt a client sends: when it started,
+// when its answer came, its status and its Retry-After.
+type attemptLog struct {
+	mu       sync.Mutex
+	attempts []attemptRec
+	next     http.RoundTripper
+}
+
+type attemptRec struct {
+	url        string
+	start, end time.Time
+	status     int
+	retryAfter time.Duration
+}
+
+func (l *attemptLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := l.next.RoundTrip(req)
+	rec := attemptRec{url: req.URL.String(), start: start, end: time.Now()}
+	if err == nil {
+		rec.status = resp.StatusCode
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			rec.retryAfter = time.Duration(s) * time.Second
+		}
+	}
+	l.mu.Lock()
+	l.attempts = append(l.attempts, rec)
+	l.mu.Unlock()
+	return resp, err
+}
+
+// early returns the attempts that started while an earlier 429 said to
+// wait, allowing slack for attempts already past the client's check.
+func (l *attemptLog) early(slack time.Duration) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, a := range l.attempts {
+		if a.status != http.StatusTooManyRequests || a.retryAfter == 0 {
+			continue
+		}
+		until := a.end.Add(a.retryAfter)
+		for _, b := range l.attempts {
+			if b.start.After(a.end.Add(slack)) && b.start.Before(until) {
+				out = append(out, fmt.Sprintf("%s sent %v after a 429 (on %s) that said to wait %v",
+					b.url, b.start.Sub(a.end).Round(time.Millisecond), a.url, a.retryAfter))
+			}
+		}
+	}
+	return out
+}
+
+func (l *attemptLog) count(status int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, a := range l.attempts {
+		if a.status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// smallDataset seeds n synthetic images in srv and fetches their sources.
+func smallDataset(t *testing.T, srv *devserver.Server, name string, n int) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	if err := srv.SeedSynthetic(ctx, srv.DefaultOrg(), name, n, 1); err != nil {
+		t.Fatalf("SeedSynthetic: %v", err)
+	}
+	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := fetchSources(ctx, api, name)
+	if err != nil {
+		t.Fatalf("sources: %v", err)
+	}
+	return want
+}
+
+// TestRateLimit429 runs a walk against a server whose hourly budget is
+// spent every few seconds: the mount must wait as each Retry-After says,
+// never send while told to wait, and still read every byte. A client-side
+// budget must never be exceeded, and a Retry-After beyond two minutes must
+// fail fast instead of hanging.
+func TestRateLimit429(t *testing.T) {
+	t.Parallel() // mostly waiting: for windows, URL lifetimes, backoff
+	t.Run("server budget", func(t *testing.T) {
+		dir := t.TempDir()
+		seed := startServer(t, devserver.Options{DataDir: dir})
+		want := smallDataset(t, seed, "limited", 120)
+		seed.Close()
+		srv := startServer(t, devserver.Options{DataDir: dir, RequestsPerHour: 20, RateWindow: 2 * time.Second})
+		log := &attemptLog{next: http.DefaultTransport}
+		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), client: func(o *client.Options) {
+			o.HTTPClient = &http.Client{Transport: log}
+		}})
+		srv.ResetStats()
+		start := time.Now()
+		tl := readTree(t, filepath.Join(tm.dir, "limited"), want, 8)
+		st := srv.Stats()
+		logFigures(t, fmt.Sprintf("429 server budget (walk %v)", time.Since(start).Round(time.Millisecond)), tl, st, tm)
+		t.Logf("client attempts %d, of which 429 %d", tm.api.APIRequests(), log.count(http.StatusTooManyRequests))
+		if tl.failed != 0 {
+			t.Errorf("reads failed under a 429 budget: got %d (%v), want 0", tl.failed, tl.errnos)
+		}
+		if st.Status429 == 0 {
+			t.Errorf("the budget was never hit: got 0 429s, want some")
+		}
+		if early := log.early(250 * time.Millisecond); len(early) > 0 {
+			t.Errorf("got %d attempts sent while a Retry-After said to wait, want 0; first: %s", len(early), early[0])
+		}
+	})
+	t.Run("client budget", func(t *testing.T) {
+		srv := startServer(t, devserver.Options{})
+		want := smallDataset(t, srv, "budget", 120)
+		const budget = 25
+		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), client: func(o *client.Options) {
+			o.RequestsPerHour = budget
+		}})
+		srv.ResetStats()
+		root := filepath.Join(tm.dir, "budget")
+		tl := readTree(t, filepath.Join(root, "images"), under(want, "images"), 8)
+		if tl.failed != 0 {
+			t.Errorf("image reads failed: got %d (%v), want 0: signed-URL fetches are not API requests", tl.failed, tl.errnos)
+		}
+		docs := under(want, "annotations")
+		for _, rel := range keys(docs) {
+			tl.check(t, filepath.Join(root, "annotations", rel), docs[rel], true)
+		}
+		st := srv.Stats()
+		logFigures(t, "client budget", tl, st, tm)
+		if got := tm.api.APIRequests(); got > budget {
+			t.Errorf("client sent %d API requests, want at most its budget %d", got, budget)
+		}
+		if st.APIRequests > budget {
+			t.Errorf("server saw %d API requests, want at most the client's budget %d", st.APIRequests, budget)
+		}
+		for errno, n := range tl.errnos {
+			if errno != syscall.EAGAIN.Error() {
+				t.Errorf("%d reads failed with %q, want only EAGAIN once the budget is spent", n, errno)
+			}
+		}
+		if tl.failed == 0 {
+			t.Errorf("no read failed: the walk needed fewer than %d requests and tested nothing", budget)
+		}
+		if tl.slowest > 10*time.Second {
+			t.Errorf("slowest read took %v; a spent budget must fail fast", tl.slowest)
+		}
+	})
+	t.Run("retry-after beyond two minutes", func(t *testing.T) {
+		dir := t.TempDir()
+		seed := startServer(t, devserver.Options{DataDir: dir})
+		want := smallDataset(t, seed, "hour", 40)
+		seed.Close()
+		srv := startServer(t, devserver.Options{DataDir: dir, RequestsPerHour: 10})
+		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey()})
+		root := filepath.Join(tm.dir, "hour")
+		tl := newTally()
+		start := time.Now()
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			if w, ok := want[rel]; ok {
+				tl.check(t, p, w, true)
+			}
+			return nil
+		})
+		took := time.Since(start)
+		logFigures(t, fmt.Sprintf("hour-long Retry-After (walk %v)", took.Round(time.Millisecond)), tl, srv.Stats(), tm)
+		if err != nil && !errors.Is(err, syscall.EAGAIN) {
+			t.Errorf("walk: got %v, want success or EAGAIN", err)
+		}
+		if tl.errnos[syscall.EIO.Error()] > 0 {
+			t.Errorf("got %d EIO, want EAGAIN for a spent hourly plan", tl.errnos[syscall.EIO.Error()])
+		}
+		if tl.failed == 0 && err == nil {
+			t.Errorf("nothing failed with a budget of 10 requests an hour: got 0 failures, want some EAGAIN")
+		}
+		if took > 30*time.Second {
+			t.Errorf("walk took %v; a Retry-After of an hour must fail fast, not wait", took)
+		}
+	})
+}
+
+// TestSignedURLExpiry walks for about three URL lifetimes with a short
+// readahead window, so that signed URLs expire under in-flight reads: no read
+// may fail, and the listing must be refreshed once per expiry, not once per
+// failed fetch.
+func TestSignedURLExpiry(t *testing.T) {
+	t.Parallel() // mostly waiting: for windows, URL lifetimes, backoff
+	tmpl := synthetic(t)
+	const ttl = 5 * time.Second
+	srv := serverFrom(t, tmpl, devserver.Options{URLTTL: ttl})
+	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheSize: 64 << 20, share: 0.004})
+	root := filepath.Join(tm.dir, synthName, "images")
+	want := under(tmpl.want, "images")
+	images := listTree(t, root, want)
+	srv.ResetStats()
+	before := tm.m.Stats().URLRefreshes
+	start := time.Now()
+	const walk = 15 * time.Second
+	tl := readFiles(t, root, images, want, 8, walk/time.Duration(len(images)/8))
+	took := time.Since(start)
+	st := srv.Stats()
+	refreshes := tm.m.Stats().URLRefreshes - before
+	expired := st.StorageGets - int64(tl.files)
+	logFigures(t, fmt.Sprintf("URL expiry (walk %v, URL lifetime %v)", took.Round(time.Millisecond), ttl), tl, st, tm)
+	t.Logf("storage GETs answered 403 (expired): %d; listings fetched during the walk: %d", expired, refreshes)
+	if tl.failed != 0 {
+		t.Errorf("reads failed while URLs expired: got %d (%v), want 0", tl.failed, tl.errnos)
+	}
+	if took < 2*ttl {
+		t.Fatalf("walk took %v, want longer than two URL lifetimes (%v) to test expiry", took, 2*ttl)
+	}
+	if expired == 0 {
+		t.Errorf("no fetch met an expired URL: got 0 403s, want some")
+	}
+	if maxRefreshes := int64(took/ttl) + 2; refreshes > maxRefreshes || st.DownloadListings > maxRefreshes {
+		t.Errorf("got %d refreshes (%d listings at the server) in %v, want at most %d: one per URL lifetime",
+			refreshes, st.DownloadListings, took.Round(time.Millisecond), maxRefreshes)
+	}
+	if refreshes != st.DownloadListings {
+		t.Errorf("mount counted %d refreshes, server answered %d listings; want equal", refreshes, st.DownloadListings)
+	}
+}
+
+// TestTruncatedBodies reads every file while a fifth of storage bodies are
+// cut short after a full Content-Length: each must be detected, retried and
+// never cached or served short. A remount over the same cache then reads
+// everything with no storage request at all.
+func TestTruncatedBodies(t *testing.T) {
+	tmpl := synthetic(t)
+	srv := serverFrom(t, tmpl, devserver.Options{TruncateRate: 0.2})
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir})
+	srv.ResetStats()
+	tl := readTree(t, filepath.Join(tm.dir, synthName), tmpl.want, 16)
+	st := srv.Stats()
+	logFigures(t, "truncated bodies", tl, st, tm)
+	if tl.failed != 0 {
+		t.Errorf("reads failed with truncated bodies: got %d (%v), want 0", tl.failed, tl.errnos)
+	}
+	if st.Truncated == 0 {
+		t.Errorf("no body was truncated: got 0, want some")
+	}
+	tm.unmount(t)
+	checkCacheFiles(t, cacheDir)
+
+	srv.SetFaults(devserver.Faults{})
+	srv.ResetStats()
+	again := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir})
+	tl = readTree(t, filepath.Join(again.dir, synthName), tmpl.want, 16)
+	st = srv.Stats()
+	logFigures(t, "remount over the cache", tl, st, again)
+	if tl.failed != 0 {
+		t.Errorf("reads failed from the cache: got %d (%v), want 0", tl.failed, tl.errnos)
+	}
+	if st.StorageGets != 0 {
+		t.Errorf("remount fetched %d blobs, want 0: every blob must have been cached complete", st.StorageGets)
+	}
+}
+
+// checkCacheFiles checks that every blob file in a cache directory holds
+// exactly the size its name records, and that no staging file is left.
+func checkCacheFiles(t *testing.T, dir string) {
+	t.Helper()
+	blobs, staged := 0, 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if strings.HasPrefix(rel, "tmp"+string(filepath.Separator)) {
+			if !strings.HasSuffix(rel, ".lock") {
+				staged++
+				t.Errorf("staging file left behind: %s", rel)
+			}
+			return nil
+		}
+		parts := strings.Split(d.Name(), "-")
+		if len(parts) != 3 || filepath.Dir(rel) == "." {
+			return nil // not a blob: the cache's own records
+		}
+		size, _ := strconv.ParseInt(parts[1], 10, 64)
+		info, err := d.Info()
+		if err == nil && info.Size() != size {
+			t.Errorf("cache file %s holds %d bytes, its name says %d", rel, info.Size(), size)
+		}
+		blobs++
+		return nil
+	})
+	t.Logf("cache %s: %d blobs, %d staging files", dir, blobs, staged)
+}
+
+// TestServerKilledMidWalk kills the server process (SIGKILL) while parallel
+// readers and cat processes are reading: reads in flight must fail within a
+// bounded time, no reader may hang in D state, the mount must stay up, and
+// once a server is back on the same data and addresses every file reads
+// correctly.
+func TestServerKilledMidWalk(t *testing.T) {
+	t.Parallel() // mostly waiting: for windows, URL lifetimes, backoff
+	tmpl := synthetic(t)
+	data := t.TempDir()
+	if err := copyDataDir(tmpl.dataDir, data); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-data", data, "-addr", freeAddr(t), "-storage-addr", freeAddr(t), "-admin-addr", freeAddr(t),
+		"-storage-latency", "30ms"}
+	s1 := startServerProc(t, args...)
+	tm := mount(t, s1.API, mountCfg{key: s1.AdminKey, workers: 4})
+	root := filepath.Join(tm.dir, synthName)
+	rels := listTree(t, root, tmpl.want)
+
+	type failure struct {
+		at  time.Time
+		err error
+	}
+	var (
+		mu       sync.Mutex
+		failures []failure
+		killedAt time.Time
+	)
+	tl := newTally()
+	var wg sync.WaitGroup
+	for r := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; i < len(rels); i += 8 {
+				if err := tl.check(t, filepath.Join(root, rels[i]), tmpl.want[rels[i]], true); err != nil {
+					mu.Lock()
+					failures = append(failures, failure{time.Now(), err})
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	var cats []*exec.Cmd
+	for _, rel := range rels[len(rels)-3:] {
+		cmd := exec.Command("cat", filepath.Join(root, rel))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cats = append(cats, cmd)
+	}
+	time.Sleep(30 * time.Millisecond)
+	killedAt = time.Now()
+	if err := s1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s1.done
+
+	catDone := make(chan time.Duration, len(cats))
+	running := make([]atomic.Bool, len(cats))
+	for i, cmd := range cats {
+		running[i].Store(true)
+		go func() {
+			cmd.Wait()
+			running[i].Store(false)
+			catDone <- time.Since(killedAt)
+		}()
+	}
+	var dState time.Duration
+	var catWait time.Duration
+	deadline := time.After(90 * time.Second)
+	for left := len(cats); left > 0; {
+		select {
+		case d := <-catDone:
+			catWait = max(catWait, d)
+			left--
+		case <-time.After(50 * time.Millisecond):
+			for i, cmd := range cats {
+				if running[i].Load() && procState(cmd.Process.Pid) == "D" {
+					dState += 50 * time.Millisecond
+				}
+			}
+		case <-deadline:
+			t.Fatalf("cat of a file still reading 90 s after the server was killed")
+		}
+	}
+	wg.Wait()
+	var readerWait time.Duration
+	errnos := map[string]int{}
+	for _, f := range failures {
+		readerWait = max(readerWait, f.at.Sub(killedAt))
+		var errno syscall.Errno
+		if errors.As(f.err, &errno) {
+			errnos[errno.Error()]++
+		}
+	}
+	t.Logf("server killed: %s; readers failed %d %v, slowest failure %v after the kill; cat processes exited within %v; "+
+		"D-state samples %v; mount API requests %d, URL refreshes %d",
+		tl, len(failures), errnos, readerWait.Round(time.Millisecond), catWait.Round(time.Millisecond), dState,
+		tm.api.APIRequests(), tm.m.Stats().URLRefreshes)
+	const bound = 60 * time.Second
+	if readerWait > bound || catWait > bound {
+		t.Errorf("reads failed %v (readers) and %v (cat) after the kill, want within %v", readerWait, catWait, bound)
+	}
+	if len(failures) == 0 {
+		t.Errorf("no read failed while the server was down: got 0, want the reads in flight to fail")
+	}
+	if dState > time.Second {
+		t.Errorf("cat processes spent %v in D state, want none", dState)
+	}
+	if ok, _ := pfs.IsMountpoint(tm.dir); !ok {
+		t.Fatalf("mount %s is gone after the server died", tm.dir)
+	}
+	if _, err := os.ReadDir(root); err != nil {
+		t.Errorf("listing the mount while the server is down: %v", err)
+	}
+
+	s2 := startServerProc(t, args...)
+	start := time.Now()
+	after := readFiles(t, root, rels, tmpl.want, 8, 0)
+	logFigures(t, fmt.Sprintf("after restart (walk %v)", time.Since(start).Round(time.Millisecond)), after, s2.stats(t), tm)
+	if after.failed != 0 {
+		t.Errorf("reads failed after the server came back: got %d (%v), want 0", after.failed, after.errnos)
+	}
+}
+
+// TestStorageStall holds storage responses longer than the client's read
+// timeout: a read must wait a bounded time, then retry or fail, never hang;
+// after the stall clears, every read must succeed.
+func TestStorageStall(t *testing.T) {
+	t.Parallel() // mostly waiting: for retry backoff and timeouts
+	const timeout = 2 * time.Second
+	const openTimeout = 8 * time.Second
+	srv := startServer(t, devserver.Options{})
+	want := smallDataset(t, srv, "stall", 40)
+	newMount := func(t *testing.T) (*testMount, string) {
+		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), workers: 4,
+			client: func(o *client.Options) { o.Timeout = timeout },
+			fs:     func(o *pfs.Options) { o.OpenTimeout = openTimeout }})
+		return tm, filepath.Join(tm.dir, "stall")
+	}
+	image := func(i int) string { return filepath.Join("images", devserver.SyntheticFilename(i)) }
+
+	t.Run("stall then recovery", func(t *testing.T) {
+		tm, root := newMount(t)
+		srv.SetFaults(devserver.Faults{StorageStall: time.Hour})
+		defer srv.SetFaults(devserver.Faults{})
+		srv.ResetStats()
+		start := time.Now()
+		go func() {
+			for srv.Stats().StorageGets < 1 || time.Since(start) < timeout+200*time.Millisecond {
+				time.Sleep(20 * time.Millisecond)
+			}
+			srv.SetFaults(devserver.Faults{})
+		}()
+		tl := newTally()
+		tl.check(t, filepath.Join(root, image(0)), want[image(0)], false)
+		took := time.Since(start)
+		logFigures(t, fmt.Sprintf("stall then recovery (read took %v)", took.Round(time.Millisecond)), tl, srv.Stats(), tm)
+		if tl.failed != 0 {
+			t.Errorf("read failed after the stall cleared: %v", tl.errnos)
+		}
+		if got := srv.Stats().StorageGets; got < 2 {
+			t.Errorf("got %d storage GETs, want a retry after the stalled one", got)
+		}
+		if took > openTimeout {
+			t.Errorf("read took %v, want less than %v", took, openTimeout)
+		}
+	})
+	t.Run("permanent stall", func(t *testing.T) {
+		tm, root := newMount(t)
+		srv.SetFaults(devserver.Faults{StorageStall: time.Hour})
+		srv.ResetStats()
+		start := time.Now()
+		_, err := os.ReadFile(filepath.Join(root, image(1)))
+		took := time.Since(start)
+		srv.SetFaults(devserver.Faults{})
+		t.Logf("permanent stall: read failed after %v with %v; storage GETs %d, mount API requests %d",
+			took.Round(time.Millisecond), err, srv.Stats().StorageGets, tm.api.APIRequests())
+		if !errors.Is(err, syscall.ETIMEDOUT) {
+			t.Errorf("read under a permanent stall: got %v, want ETIMEDOUT", err)
+		}
+		if took > openTimeout+2*time.Second {
+			t.Errorf("read took %v, want an error within %v", took, openTimeout+2*time.Second)
+		}
+		tl := newTally()
+		tl.check(t, filepath.Join(root, image(1)), want[image(1)], false)
+		if tl.failed != 0 {
+			t.Errorf("the same file after the stall cleared: %v, want it read", tl.errnos)
+		}
+	})
+	t.Run("stall mid-body", func(t *testing.T) {
+		tm, root := newMount(t)
+		// A trickle of 100 B/s sends one 1 KiB chunk, then nothing for ten
+		// seconds: a stall after the headers, under readahead.
+		srv.SetFaults(devserver.Faults{StorageBandwidth: 100})
+		srv.ResetStats()
+		if _, err := os.ReadDir(filepath.Join(root, "images")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		srv.SetFaults(devserver.Faults{})
+		start := time.Now()
+		tl := readTree(t, root, want, 4)
+		took := time.Since(start)
+		logFigures(t, fmt.Sprintf("stall mid-body (walk after the stall cleared %v)", took.Round(time.Millisecond)), tl, srv.Stats(), tm)
+		if tl.failed != 0 {
+			t.Errorf("reads failed after a mid-body stall cleared: got %d (%v), want 0", tl.failed, tl.errnos)
+		}
+		if tl.slowest > openTimeout {
+			t.Errorf("slowest read took %v after the stall cleared, want under %v", tl.slowest, openTimeout)
+		}
+	})
+}

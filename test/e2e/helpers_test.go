@@ -1,0 +1,845 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/client"
+	"github.com/pictofs/pictofs/devserver"
+	pfs "github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/prefetch"
+)
+
+// synthName is the dataset of the shared template: synthImages small PNGs
+// and JPEGs, half of them annotated (devserver.SeedSynthetic).
+const (
+	synthName   = "synthetic"
+	synthImages = 2000
+)
+
+// shared holds what the tests of this package share: a scratch directory
+// removed at exit, the built binaries and the template dataset.
+var shared struct {
+	dir string
+
+	binOnce sync.Once
+	bin     string // pictofs
+	server  string // e2eserver
+	binErr  error
+
+	tmplOnce sync.Once
+	tmpl     *template
+	tmplErr  error
+
+	mu     sync.Mutex
+	mounts map[string]string // mount point → type ("fuse", "tmpfs") made by a test
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pictofs-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	shared.dir = dir
+	shared.mounts = map[string]string{}
+	code := m.Run()
+	if left := leftoverMounts(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: tests left these mounted (now detached): %v\n", left)
+		code = 1
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// trackMount records a mount point made by a test, for the final check.
+func trackMount(dir, kind string) {
+	shared.mu.Lock()
+	shared.mounts[dir] = kind
+	shared.mu.Unlock()
+}
+
+// leftoverMounts detaches and returns every tracked mount still listed in
+// /proc/mounts.
+func leftoverMounts() []string {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	var left []string
+	for dir := range shared.mounts {
+		if ok, _ := pfs.IsMountpoint(dir); ok {
+			left = append(left, dir)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	}
+	sort.Strings(left)
+	return left
+}
+
+// requireFUSE skips a mount test where FUSE is missing, unless
+// PICTOFS_REQUIRE_FUSE is set, which turns the skip into a failure.
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	reason := ""
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		reason = "/dev/fuse is missing"
+	} else if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("fusermount3"); err != nil {
+			reason = "not root and no fusermount3"
+		}
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
+		t.Fatalf("FUSE mount test cannot run (%s) but PICTOFS_REQUIRE_FUSE is set", reason)
+	}
+	t.Skipf("FUSE unavailable: %s", reason)
+}
+
+// requireRoot is requireFUSE for tests that mount a tmpfs.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
+		t.Fatal("this test mounts a tmpfs and needs root, but PICTOFS_REQUIRE_FUSE is set")
+	}
+	t.Skip("needs root to mount a tmpfs")
+}
+
+// testLogger logs at debug level to stderr with -v and PICTOFS_E2E_LOG
+// set, else nowhere.
+func testLogger() *slog.Logger {
+	if testing.Verbose() && os.Getenv("PICTOFS_E2E_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// ---- servers ----
+
+// template is a closed devserver data directory holding the synthetic
+// dataset, and the bytes of every file a mount of it must show, fetched
+// once through a separate client (the authenticated byte route and the
+// annotation route, no cache).
+type template struct {
+	dataDir string
+	want    map[string][]byte // path under the dataset directory → bytes
+	images  []client.Image
+}
+
+// synthetic returns the shared template, building it on first use.
+func synthetic(t *testing.T) *template {
+	t.Helper()
+	shared.tmplOnce.Do(func() {
+		_, server := binaries(t)
+		start := time.Now()
+		shared.tmpl, shared.tmplErr = buildTemplate(server)
+		t.Logf("template dataset of %d images built in %v", synthImages, time.Since(start).Round(time.Millisecond))
+	})
+	if shared.tmplErr != nil {
+		t.Fatalf("template dataset: %v", shared.tmplErr)
+	}
+	return shared.tmpl
+}
+
+// buildTemplate seeds the template with e2eserver (SQLite under the race
+// detector would take most of the time budget), fetches the sources from
+// it, and stops it cleanly.
+func buildTemplate(server string) (*template, error) {
+	dir := filepath.Join(shared.dir, "template")
+	cmd := exec.Command(server, "-data", dir, "-dataset", synthName,
+		"-synthetic", strconv.Itoa(synthImages), "-dirs", "4")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var info struct{ API, Admin_Key string }
+	if err := json.NewDecoder(stdout).Decode(&info); err != nil {
+		return nil, fmt.Errorf("e2eserver: %v\n%s", err, stderr.String())
+	}
+	api, err := client.New(client.Options{BaseURL: info.API, APIKey: info.Admin_Key, Logger: testLogger()})
+	if err != nil {
+		return nil, err
+	}
+	want, images, err := fetchSources(context.Background(), api, synthName)
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return nil, err
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("e2eserver exit: %v\n%s", err, stderr.String())
+	}
+	return &template{dataDir: dir, want: want, images: images}, nil
+}
+
+// fetchSources fetches every image of a dataset and its annotation
+// document, with 8 parallel requests, keyed by the path a mount shows them
+// at under the dataset directory. Names must be plain (no sanitizing).
+func fetchSources(ctx context.Context, api *client.Client, dataset string) (map[string][]byte, []client.Image, error) {
+	var images []client.Image
+	if _, err := api.EachDatasetImage(ctx, dataset, 0, func(page []client.Image) error {
+		images = append(images, page...)
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	want := make(map[string][]byte, 2*len(images))
+	var mu sync.Mutex
+	jobs := make(chan client.Image)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for img := range jobs {
+				b, doc, err := fetchSource(ctx, api, dataset, img)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				want[imagePath(img)] = b
+				want[annotationPath(img)] = doc
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, img := range images {
+		jobs <- img
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, nil, err
+	}
+	return want, images, nil
+}
+
+// fetchSource returns an image's bytes and its annotation document as the
+// mount writes it (re-indented by two spaces).
+func fetchSource(ctx context.Context, api *client.Client, dataset string, img client.Image) (data, doc []byte, err error) {
+	rc, _, err := api.OpenImage(ctx, dataset, img.DirectoryPath, img.Filename, 0, -1)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err = io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := api.AnnotationFile(ctx, img.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
+		return nil, nil, err
+	}
+	return data, buf.Bytes(), nil
+}
+
+func imagePath(img client.Image) string {
+	return filepath.Join("images", strings.Trim(img.DirectoryPath, "/"), img.Filename)
+}
+
+func annotationPath(img client.Image) string {
+	return filepath.Join("annotations", strings.Trim(img.DirectoryPath, "/"), img.Filename+".json")
+}
+
+// serverFrom starts a devserver on a private copy of the template's data
+// directory (blobs hard-linked), closed at cleanup.
+func serverFrom(t *testing.T, tmpl *template, opts devserver.Options) *devserver.Server {
+	t.Helper()
+	opts.DataDir = t.TempDir()
+	if err := copyDataDir(tmpl.dataDir, opts.DataDir); err != nil {
+		t.Fatalf("copy template: %v", err)
+	}
+	return startServer(t, opts)
+}
+
+// copyDataDir copies a closed devserver data directory: the database and
+// key files are copied, the immutable blobs hard-linked.
+func copyDataDir(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(out, 0o700)
+		case strings.HasPrefix(rel, "blobs"+string(filepath.Separator)):
+			return os.Link(p, out)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o600)
+	})
+}
+
+// startServer starts a devserver (DataDir defaults to a temp dir), closed at
+// cleanup.
+func startServer(t *testing.T, opts devserver.Options) *devserver.Server {
+	t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	srv, err := devserver.New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("devserver.New: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		srv.Close()
+		t.Fatalf("devserver Start: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// ---- mounts ----
+
+// mountCfg tweaks a test mount; zero fields take the defaults of the parts.
+type mountCfg struct {
+	key       string
+	cacheDir  string
+	cacheSize int64
+	minFree   float64
+	workers   int
+	share     float64
+	logger    *slog.Logger
+	client    func(*client.Options)
+	fs        func(*pfs.Options)
+}
+
+// testMount is a mounted devserver with its parts.
+type testMount struct {
+	dir   string
+	api   *client.Client
+	cache *blobcache.Cache
+	pf    *prefetch.Prefetcher
+	m     *pfs.Mounted
+
+	once sync.Once
+}
+
+// mount mounts baseURL's organization of key as `pictofs mount` does, in a
+// temp dir, and unmounts at cleanup.
+func mount(t *testing.T, baseURL string, cfg mountCfg) *testMount {
+	t.Helper()
+	requireFUSE(t)
+	if cfg.cacheDir == "" {
+		cfg.cacheDir = filepath.Join(t.TempDir(), "cache")
+	}
+	if cfg.cacheSize == 0 {
+		cfg.cacheSize = 1 << 30
+	}
+	if cfg.minFree == 0 {
+		cfg.minFree = 0.01
+	}
+	if cfg.logger == nil {
+		cfg.logger = testLogger()
+	}
+	copts := client.Options{BaseURL: baseURL, APIKey: cfg.key, UserAgent: "pictofs/e2e", Logger: cfg.logger}
+	if cfg.client != nil {
+		cfg.client(&copts)
+	}
+	api, err := client.New(copts)
+	if err != nil {
+		t.Fatalf("client.New: %v", err)
+	}
+	org, err := api.Me(context.Background())
+	if err != nil {
+		t.Fatalf("key check: %v", err)
+	}
+	cache, err := blobcache.Open(blobcache.Options{Dir: cfg.cacheDir, MaxBytes: cfg.cacheSize, MinFreeRatio: cfg.minFree, Logger: cfg.logger})
+	if err != nil {
+		t.Fatalf("blobcache.Open: %v", err)
+	}
+	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
+		Retryable: pfs.RetryableFetch, Logger: cfg.logger})
+	opts := pfs.Options{
+		API:        api,
+		Cache:      cache,
+		Prefetcher: pf,
+		Namespace:  api.BaseURL().Host + "/" + org.ID,
+		Logger:     cfg.logger,
+	}
+	if cfg.fs != nil {
+		cfg.fs(&opts)
+	}
+	dir := t.TempDir()
+	trackMount(dir, "fuse")
+	m, err := pfs.Mount(context.Background(), dir, opts)
+	if err != nil {
+		pf.Close()
+		cache.Close()
+		t.Fatalf("fs.Mount: %v", err)
+	}
+	tm := &testMount{dir: dir, api: api, cache: cache, pf: pf, m: m}
+	t.Cleanup(func() { tm.unmount(t) })
+	return tm
+}
+
+// unmount unmounts (lazily if busy) and closes the parts; it runs once.
+func (tm *testMount) unmount(t *testing.T) {
+	tm.once.Do(func() {
+		if err := tm.m.Unmount(false); err != nil {
+			t.Logf("unmount %s: %v; detaching lazily", tm.dir, err)
+			if err := tm.m.Unmount(true); err != nil {
+				t.Errorf("lazy unmount %s: %v", tm.dir, err)
+			}
+		}
+		tm.m.Wait()
+		tm.pf.Close()
+		tm.cache.Close()
+	})
+}
+
+// ---- reading and verifying ----
+
+// tally counts what a walk read.
+type tally struct {
+	mu      sync.Mutex
+	files   int
+	failed  int
+	bytes   int64
+	errnos  map[string]int
+	slowest time.Duration
+	shown   int
+}
+
+func newTally() *tally { return &tally{errnos: map[string]int{}} }
+
+func (tl *tally) String() string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return fmt.Sprintf("files read %d, failed %d, bytes verified %d, slowest read %v, errors %v",
+		tl.files, tl.failed, tl.bytes, tl.slowest.Round(time.Millisecond), tl.errnos)
+}
+
+// check reads one file and compares it with want, counting the result.
+// It reports mismatches and errors with t.Errorf (the first ten of each
+// walk) unless quiet.
+func (tl *tally) check(t *testing.T, path string, want []byte, quiet bool) error {
+	start := time.Now()
+	got, err := os.ReadFile(path)
+	d := time.Since(start)
+	if err == nil && !bytes.Equal(got, want) {
+		err = fmt.Errorf("got %d bytes, want %d bytes equal to the source", len(got), len(want))
+	}
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.slowest = max(tl.slowest, d)
+	if err == nil {
+		tl.files++
+		tl.bytes += int64(len(got))
+		return nil
+	}
+	tl.failed++
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		tl.errnos[errno.Error()]++
+	} else {
+		tl.errnos["mismatch"]++
+	}
+	if !quiet && tl.shown < 10 {
+		tl.shown++
+		t.Errorf("read %s: %v", path, err)
+	}
+	return err
+}
+
+// listTree walks root (which makes the mount queue readahead) and checks
+// that it holds exactly the files of want, plus dataset.json.
+func listTree(t *testing.T, root string, want map[string][]byte) []string {
+	t.Helper()
+	var rels []string
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() || rel == "dataset.json" {
+			return nil
+		}
+		if _, ok := want[rel]; !ok {
+			t.Errorf("%s: unexpected file in the mount", rel)
+			return nil
+		}
+		seen[rel] = true
+		rels = append(rels, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	if len(seen) != len(want) {
+		missing := 0
+		for rel := range want {
+			if !seen[rel] {
+				missing++
+				if missing <= 5 {
+					t.Errorf("%s: missing from the mount", rel)
+				}
+			}
+		}
+		t.Errorf("walk of %s saw %d files, want %d", root, len(seen), len(want))
+	}
+	return rels
+}
+
+// readTree lists root, then reads every file of want under it with
+// parallel readers and compares it byte for byte.
+func readTree(t *testing.T, root string, want map[string][]byte, parallel int) *tally {
+	t.Helper()
+	rels := listTree(t, root, want)
+	return readFiles(t, root, rels, want, parallel, 0)
+}
+
+// readFiles reads rels under root with parallel readers; with pace > 0 each
+// reader starts its k-th file no sooner than k×pace after the start, so the
+// walk lasts about len(rels)/parallel×pace.
+func readFiles(t *testing.T, root string, rels []string, want map[string][]byte, parallel int, pace time.Duration) *tally {
+	t.Helper()
+	tl := newTally()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for r := range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := 0
+			for i := r; i < len(rels); i += parallel {
+				if pace > 0 {
+					time.Sleep(time.Until(start.Add(time.Duration(k) * pace)))
+					k++
+				}
+				tl.check(t, filepath.Join(root, rels[i]), want[rels[i]], false)
+			}
+		}()
+	}
+	wg.Wait()
+	return tl
+}
+
+// logFigures logs the figures of a scenario.
+func logFigures(t *testing.T, label string, tl *tally, st devserver.Stats, tm *testMount) {
+	t.Helper()
+	refreshes := int64(-1)
+	if tm != nil {
+		refreshes = tm.m.Stats().URLRefreshes
+	}
+	t.Logf("%s: %s; server: API requests %d (503 injected %d, 429 %d, annotation files %d, image byte requests %d), "+
+		"storage GETs %d (truncated %d, %d bytes), download listings %d; mount URL refreshes %d",
+		label, tl, st.APIRequests, st.Injected503, st.Status429, st.AnnotationFiles, st.ImageByteRequests,
+		st.StorageGets, st.Truncated, st.StorageBytes, st.DownloadListings, refreshes)
+}
+
+// ---- processes ----
+
+// httpClient talks to e2eserver's admin listener and to raw API routes.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// binaries builds pictofs and e2eserver (without the race detector) once.
+func binaries(t *testing.T) (pictofs, server string) {
+	t.Helper()
+	shared.binOnce.Do(func() {
+		dir := filepath.Join(shared.dir, "bin")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "../..", "./e2eserver")
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			shared.binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		t.Logf("built pictofs and e2eserver in %v", time.Since(start).Round(time.Millisecond))
+		shared.bin, shared.server = filepath.Join(dir, "pictofs"), filepath.Join(dir, "e2eserver")
+	})
+	if shared.binErr != nil {
+		t.Fatal(shared.binErr)
+	}
+	return shared.bin, shared.server
+}
+
+// proc is a child process with its output captured.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // valid after done
+}
+
+// startProc starts a child process, killed at cleanup if still running.
+func startProc(t *testing.T, env []string, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// exited reports whether the process has exited.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// serverProc is an e2eserver child process.
+type serverProc struct {
+	*proc
+	API, Storage, Admin, AdminKey, Org string
+}
+
+// startServerProc runs e2eserver with args and waits for its JSON line.
+func startServerProc(t *testing.T, args ...string) *serverProc {
+	t.Helper()
+	_, bin := binaries(t)
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start e2eserver: %v", err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	go func() {
+		io.Copy(io.Discard, stdout)
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err != nil {
+		t.Fatalf("e2eserver did not start: %v\n%s", err, p.stderr)
+	}
+	var info struct{ API, Storage, Admin, Admin_Key, Org string }
+	if err := json.Unmarshal(line, &info); err != nil {
+		t.Fatalf("e2eserver said %q: %v", line, err)
+	}
+	return &serverProc{proc: p, API: info.API, Storage: info.Storage, Admin: info.Admin, AdminKey: info.Admin_Key, Org: info.Org}
+}
+
+// stats returns the server's counters.
+func (s *serverProc) stats(t *testing.T) devserver.Stats {
+	t.Helper()
+	var st devserver.Stats
+	resp, err := httpClient.Get(s.Admin + "/stats")
+	if err == nil {
+		defer resp.Body.Close()
+		err = json.NewDecoder(resp.Body).Decode(&st)
+	}
+	if err != nil {
+		t.Fatalf("e2eserver stats: %v", err)
+	}
+	return st
+}
+
+// resetStats zeroes the server's counters.
+func (s *serverProc) resetStats(t *testing.T) {
+	t.Helper()
+	resp, err := httpClient.Post(s.Admin+"/reset", "", nil)
+	if err != nil {
+		t.Fatalf("e2eserver reset: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// mountProc runs `pictofs mount` with env and args and waits until the mount
+// answers; it is stopped and unmounted at cleanup.
+func mountProc(t *testing.T, env []string, mnt string, args ...string) *proc {
+	t.Helper()
+	requireFUSE(t)
+	bin, _ := binaries(t)
+	trackMount(mnt, "fuse")
+	p := startProc(t, env, bin, append(append([]string{"mount"}, args...), mnt)...)
+	t.Cleanup(func() {
+		if ok, _ := pfs.IsMountpoint(mnt); ok {
+			if err := pfs.Unmount(mnt, true); err != nil {
+				t.Errorf("unmount %s: %v", mnt, err)
+			}
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if ok, _ := pfs.IsMountpoint(mnt); ok {
+			if _, err := os.ReadDir(mnt); err == nil {
+				return p
+			}
+		}
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("pictofs mount did not come up (exited %v: %v)\n%s", p.exited(), p.err, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// baseEnv is the environment of a child pictofs: no config file or key
+// from the user running the tests.
+func baseEnv(t *testing.T) []string {
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}
+	return env
+}
+
+// procState returns the state letter of /proc/PID/stat (R, S, D, Z…).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
+}
+
+// mountOptions returns the options field of mnt's /proc/mounts line.
+func mountOptions(t *testing.T, mnt string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[1] == mnt {
+			return strings.Split(f[3], ",")
+		}
+	}
+	t.Fatalf("%s is not in /proc/mounts", mnt)
+	return nil
+}
+
+// mountTmpfs mounts a tmpfs of size bytes at a new directory, unmounted at
+// cleanup.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	requireRoot(t)
+	dir := t.TempDir()
+	trackMount(dir, "tmpfs")
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Logf("unmount tmpfs %s: %v; detaching", dir, err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+// under returns the entries of want below dir, keyed relative to it.
+func under(want map[string][]byte, dir string) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range want {
+		if rel, ok := strings.CutPrefix(k, dir+string(filepath.Separator)); ok {
+			out[rel] = v
+		}
+	}
+	return out
+}
+
+// keys returns the sorted keys of m.
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
