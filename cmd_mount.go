@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/pictofs/pictofs/blobcache"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/units"
 	"github.com/pictofs/pictofs/prefetch"
 )
 
@@ -188,7 +188,10 @@ func cacheOptions(cc *cli.Context, logger *slog.Logger) (blobcache.Options, erro
 		}
 		dir = filepath.Join(base, "pictofs")
 	}
-	size, err := parseBytes(cc.String("cache-size"))
+	size, err := units.ParseBytes(cc.String("cache-size"))
+	if err == nil && size == 0 {
+		err = errors.New("must be above zero")
+	}
 	if err != nil {
 		return blobcache.Options{}, fmt.Errorf("--cache-size: %w", err)
 	}
@@ -203,32 +206,6 @@ func cacheOptions(cc *cli.Context, logger *slog.Logger) (blobcache.Options, erro
 		minFree = -1 // blobcache reads 0 as "the default"; the user asked for no floor
 	}
 	return blobcache.Options{Dir: dir, MaxBytes: size, MinFreeRatio: minFree, Logger: logger}, nil
-}
-
-// parseBytes reads sizes such as 512MiB, 10GiB, 1.5G or 1048576.
-func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{
-		{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-		{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
-		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
-	}
-	mult := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
-			mult = u.mult
-			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("not a positive size: %q (use e.g. 500MiB or 10GiB)", s)
-	}
-	return int64(v * mult), nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {

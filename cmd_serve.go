@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/units"
 )
 
 // serveEnv names the environment variable of a serve flag.
@@ -92,7 +93,7 @@ func serveOptions(cc *cli.Context) (devserver.Options, error) {
 		return opts, errors.New("--data must not be empty")
 	}
 	if bw := strings.TrimSpace(cc.String("storage-bandwidth")); bw != "" && bw != "0" {
-		n, err := parseBytes(bw)
+		n, err := units.ParseBytes(bw)
 		if err != nil {
 			return opts, fmt.Errorf("--storage-bandwidth: %w", err)
 		}

@@ -95,26 +95,6 @@ func TestFormatting(t *testing.T) {
 	}
 }
 
-func TestParseBytes(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-	}{
-		{"100MB", 100_000_000}, {"64MiB", 64 << 20}, {"1.5G", 3 << 29}, {"1048576", 1 << 20}, {"0", 0}, {" 2KiB ", 2048},
-	}
-	for _, tt := range tests {
-		got, err := parseBytes(tt.in)
-		if err != nil || got != tt.want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{"", "fast", "-1MB", "MB"} {
-		if _, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) succeeded, want an error", bad)
-		}
-	}
-}
-
 func TestParseInts(t *testing.T) {
 	got, err := parseInts("10000, 100000,")
 	if err != nil || len(got) != 2 || got[0] != 10000 || got[1] != 100000 {

@@ -37,6 +37,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/units"
 )
 
 //go:embed workload.py
@@ -101,7 +103,7 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
-	if c.storageBandwidth, err = parseBytes(bw); err != nil {
+	if c.storageBandwidth, err = units.ParseBytes(bw); err != nil {
 		return c, fmt.Errorf("--storage-bandwidth: %w", err)
 	}
 	if c.listSizes, err = parseInts(lists); err != nil {

@@ -112,31 +112,6 @@ func fmtRate(count, seconds float64) string {
 	return strconv.FormatFloat(r, 'f', prec, 64)
 }
 
-// parseBytes reads sizes such as 100MB, 64MiB, 1.5G or 1048576 (bytes).
-func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{
-		{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-		{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
-		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
-	}
-	num, mult := s, 1.0
-	for _, u := range units {
-		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
-			num, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("not a size: %q (use e.g. 100MB or 64MiB)", s)
-	}
-	return int64(v * mult), nil
-}
-
 // parseInts reads a comma-separated list of positive integers; "" is none.
 func parseInts(s string) ([]int, error) {
 	var out []int

@@ -16,30 +16,13 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/fusetest"
 	"github.com/pictofs/pictofs/prefetch"
 )
 
-// requireFUSE skips a mount test where FUSE is missing, unless
-// PICTOFS_REQUIRE_FUSE is set (as .ci/run does), which turns the skip into a
-// failure: a CI run that mounted nothing has not tested this project.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	reason := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		reason = "/dev/fuse is missing"
-	} else if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			reason = "not root and no fusermount3"
-		}
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
-		t.Fatalf("FUSE mount test cannot run (%s) but PICTOFS_REQUIRE_FUSE is set", reason)
-	}
-	t.Skipf("FUSE unavailable: %s", reason)
-}
+// requireFUSE skips or fails a mount test where FUSE is missing; see
+// fusetest.Require.
+func requireFUSE(t *testing.T) { fusetest.Require(t) }
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {

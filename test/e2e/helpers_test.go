@@ -28,6 +28,7 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/fusetest"
 	"github.com/pictofs/pictofs/prefetch"
 )
 
@@ -96,26 +97,9 @@ func leftoverMounts() []string {
 	return left
 }
 
-// requireFUSE skips a mount test where FUSE is missing, unless
-// PICTOFS_REQUIRE_FUSE is set, which turns the skip into a failure.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	reason := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		reason = "/dev/fuse is missing"
-	} else if os.Geteuid() != 0 {
-		if _, err := exec.LookPath("fusermount3"); err != nil {
-			reason = "not root and no fusermount3"
-		}
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
-		t.Fatalf("FUSE mount test cannot run (%s) but PICTOFS_REQUIRE_FUSE is set", reason)
-	}
-	t.Skipf("FUSE unavailable: %s", reason)
-}
+// requireFUSE skips or fails a mount test where FUSE is missing; see
+// fusetest.Require.
+func requireFUSE(t *testing.T) { fusetest.Require(t) }
 
 // requireRoot is requireFUSE for tests that mount a tmpfs.
 func requireRoot(t *testing.T) {
