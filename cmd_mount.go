@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -168,7 +167,7 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 		case <-sigs:
 			asked++
 			err := m.Unmount(asked > 1)
-			if errors.Is(err, fs.ErrBusy) || (err != nil && strings.Contains(err.Error(), "busy")) {
+			if errors.Is(err, fs.ErrBusy) {
 				fmt.Fprintf(os.Stderr, "pictofs: %s is busy: files on it are still open. Close them, press Ctrl-C again to detach lazily, or run 'pictofs unmount --lazy %s'.\n", m.Dir(), m.Dir())
 				continue
 			}

@@ -106,18 +106,12 @@ func (m *Mounted) Wait() {
 	m.cancel()
 }
 
-// Unmount detaches the filesystem. It fails with EBUSY while files are open
-// unless lazy is set, in which case the kernel detaches it at once and
-// finishes when the last file closes.
+// Unmount detaches the filesystem. It fails with ErrBusy while files are
+// open unless lazy is set, in which case the kernel detaches it at once and
+// finishes when the last file closes. The serve loop then ends and Wait
+// returns.
 func (m *Mounted) Unmount(lazy bool) error {
-	if !lazy {
-		if err := m.server.Unmount(); err != nil {
-			return fmt.Errorf("unmount %s: %w", m.dir, err)
-		}
-		m.cancel()
-		return nil
-	}
-	if err := Unmount(m.dir, true); err != nil {
+	if err := Unmount(m.dir, lazy); err != nil {
 		return err
 	}
 	m.cancel()

@@ -185,15 +185,3 @@ func (b *snapshotBuilder) build(now time.Time) *snapshot {
 	}
 	return s
 }
-
-// walk calls fn for every directory in the snapshot, parents first.
-func (s *snapshot) walk(fn func(d *dir)) {
-	var visit func(d *dir)
-	visit = func(d *dir) {
-		fn(d)
-		for _, sub := range d.dirs {
-			visit(sub)
-		}
-	}
-	visit(s.top)
-}
