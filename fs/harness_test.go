@@ -74,6 +74,8 @@ type testMount struct {
 	cache *blobcache.Cache
 	pf    *prefetch.Prefetcher
 	m     *fs.Mounted
+	// unmounted is set by the first unmount, explicit or at cleanup.
+	unmounted bool
 }
 
 // mount mounts srv in a temp dir and unmounts at cleanup, in the style of
@@ -119,12 +121,11 @@ func mount(t *testing.T, srv *devserver.Server, cfg mountConfig) *testMount {
 }
 
 func (tm *testMount) unmount(t *testing.T) func() {
-	done := false
 	return func() {
-		if done {
+		if tm.unmounted {
 			return
 		}
-		done = true
+		tm.unmounted = true
 		if err := tm.m.Unmount(false); err != nil {
 			t.Errorf("unmount: %v", err)
 			tm.m.Unmount(true)
