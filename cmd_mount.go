@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/fs"
 	"github.com/pictofs/pictofs/internal/units"
@@ -39,7 +40,10 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.IntFlag{Name: "prefetch-workers", Value: 64, Usage: "parallel downloads for directory readahead (small files are latency-bound: many in flight pay off)", EnvVars: []string{"PICTOFS_PREFETCH_WORKERS"}},
 		&cli.StringFlag{Name: "status", Usage: "show only images with this status (new, annotate, review, complete)", EnvVars: []string{"PICTOFS_STATUS"}},
 		&cli.DurationFlag{Name: "list-ttl", Value: 5 * time.Minute, Usage: "how long dataset and image listings are trusted", EnvVars: []string{"PICTOFS_LIST_TTL"}},
-		&cli.DurationFlag{Name: "annotation-ttl", Value: 10 * time.Minute, Usage: "how long an annotation document is served before it is fetched again", EnvVars: []string{"PICTOFS_ANNOTATION_TTL"}},
+		&cli.DurationFlag{Name: "annotation-ttl", Value: 10 * time.Minute, Usage: "how long an annotation document, or a dataset's bulk export of them, is served before it is fetched again", EnvVars: []string{"PICTOFS_ANNOTATION_TTL"}},
+		&cli.BoolFlag{Name: "bulk-annotations", Value: true, Usage: "serve annotation documents from one annotations-only export per dataset (a few API requests) instead of one request each; --bulk-annotations=false turns it off", EnvVars: []string{"PICTOFS_BULK_ANNOTATIONS"}},
+		&cli.DurationFlag{Name: "export-wait", Value: 5 * time.Second, Usage: "how long a document read waits for its dataset's export to finish building before it costs a per-image request (0: no wait)", EnvVars: []string{"PICTOFS_EXPORT_WAIT"}},
+		&cli.DurationFlag{Name: "wait-timeout", Value: 30 * time.Second, Usage: "longest a listing, stat or document open waits on the API (rate limits, retries, a slow server) before it fails with ETIMEDOUT or EAGAIN", EnvVars: []string{"PICTOFS_WAIT_TIMEOUT"}},
 		&cli.BoolFlag{Name: "allow-other", Usage: "let other users access the mount", EnvVars: []string{"PICTOFS_ALLOW_OTHER"}},
 		&cli.IntFlag{Name: "uid", Value: -1, DefaultText: "the mounting user", Usage: "owner of every file", EnvVars: []string{"PICTOFS_UID"}},
 		&cli.IntFlag{Name: "gid", Value: -1, DefaultText: "the mounting user's group", Usage: "group of every file", EnvVars: []string{"PICTOFS_GID"}},
@@ -116,8 +120,31 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 		return fmt.Errorf("open cache %s: %w", opts.Dir, err)
 	}
 	defer cache.Close()
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cc.Int("prefetch-workers"), Retryable: fs.RetryableFetch, Logger: logger})
+	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cc.Int("prefetch-workers"), Retryable: catalog.RetryableFetch, Logger: logger})
 	defer pf.Close()
+	cat, err := catalog.New(ctx, catalog.Options{
+		API:           api,
+		Cache:         cache,
+		Prefetcher:    pf,
+		Namespace:     api.BaseURL().Host + "/" + org.ID,
+		StatusFilter:  cc.String("status"),
+		ListTTL:       cc.Duration("list-ttl"),
+		AnnotationTTL: cc.Duration("annotation-ttl"),
+		WaitTimeout:   cc.Duration("wait-timeout"),
+		Bulk: catalog.BulkOptions{
+			Disable: !cc.Bool("bulk-annotations"),
+			Wait:    noWaitIfZero(cc.Duration("export-wait")),
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cat.Close(ctx)
+	}()
 
 	uid, gid := os.Getuid(), os.Getgid()
 	if v := cc.Int("uid"); v >= 0 {
@@ -127,13 +154,7 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 		gid = v
 	}
 	m, err := fs.Mount(ctx, mnt, fs.Options{
-		API:                api,
-		Cache:              cache,
-		Prefetcher:         pf,
-		Namespace:          api.BaseURL().Host + "/" + org.ID,
-		StatusFilter:       cc.String("status"),
-		ListTTL:            cc.Duration("list-ttl"),
-		AnnotationTTL:      cc.Duration("annotation-ttl"),
+		Catalog:            cat,
 		UID:                uint32(uid),
 		GID:                uint32(gid),
 		AllowOther:         cc.Bool("allow-other"),
@@ -176,6 +197,15 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 			}
 		}
 	}
+}
+
+// noWaitIfZero turns a flag's 0 ("no wait") into the negative duration that
+// Options structs read as "none", since their zero means "the default".
+func noWaitIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func cacheOptions(cc *cli.Context, logger *slog.Logger) (blobcache.Options, error) {

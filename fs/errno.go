@@ -7,32 +7,12 @@ import (
 	"syscall"
 
 	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
-	"github.com/pictofs/pictofs/prefetch"
 )
-
-// errNotEmpty is returned by the core when rmdir meets a dataset that still
-// has images.
-var errNotEmpty = errors.New("dataset has images")
 
 // errReadOnly is returned for every write to the tree.
 var errReadOnly = errors.New("read-only filesystem")
-
-// RetryableFetch is the prefetch.Options.Retryable for this filesystem's
-// fetches: what prefetch retries by default, except API answers that another
-// attempt cannot change (the client already retried the transient ones).
-func RetryableFetch(err error) bool {
-	if !prefetch.DefaultRetryable(err) {
-		return false
-	}
-	for _, final := range []error{client.ErrNotFound, client.ErrUnauthorized, client.ErrForbidden,
-		client.ErrValidation, client.ErrConflict, client.ErrPaymentRequired, client.ErrRateLimited, client.ErrBudgetExceeded} {
-		if errors.Is(err, final) {
-			return false
-		}
-	}
-	return true
-}
 
 // toErrno maps an error from the layers below to the errno a FUSE caller
 // sees. It is the one place where that mapping lives (design.md, Errors).
@@ -43,7 +23,7 @@ func toErrno(err error) syscall.Errno {
 		return 0
 	case errors.Is(err, errReadOnly):
 		return syscall.EROFS
-	case errors.Is(err, errNotEmpty):
+	case errors.Is(err, catalog.ErrNotEmpty):
 		return syscall.ENOTEMPTY
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 )
 
@@ -31,7 +32,7 @@ func TestToErrno(t *testing.T) {
 		{"deadline", wrap(context.DeadlineExceeded), syscall.ETIMEDOUT},
 		{"cancelled", wrap(context.Canceled), syscall.EINTR},
 		{"read-only", errReadOnly, syscall.EROFS},
-		{"not empty", wrap(errNotEmpty), syscall.ENOTEMPTY},
+		{"not empty", wrap(catalog.ErrNotEmpty), syscall.ENOTEMPTY},
 		{"errno passes", wrap(syscall.ENAMETOOLONG), syscall.ENAMETOOLONG},
 		{"network", wrap(client.ErrNetwork), syscall.EIO},
 		{"unknown", errors.New("boom"), syscall.EIO},

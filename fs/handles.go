@@ -56,11 +56,11 @@ func (f *passthroughHandle) PassthroughFd() (int, bool) {
 	return int(f.h.File().Fd()), true
 }
 
-func (c *core) newBlobHandle(h *blobcache.Handle) gofs.FileHandle {
-	if c.opts.DisablePassthrough {
-		return &blobHandle{h: h, reads: &c.daemonReads}
+func (f *fsys) newBlobHandle(h *blobcache.Handle) gofs.FileHandle {
+	if f.opts.DisablePassthrough {
+		return &blobHandle{h: h, reads: &f.daemonReads}
 	}
-	return &passthroughHandle{blobHandle{h: h, reads: &c.daemonReads}}
+	return &passthroughHandle{blobHandle{h: h, reads: &f.daemonReads}}
 }
 
 // memHandle serves a small generated document.

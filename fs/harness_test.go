@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
@@ -64,6 +65,7 @@ type mountConfig struct {
 	cacheDir  string
 	cacheSize int64
 	workers   int
+	catalog   func(*catalog.Options)
 	tweak     func(*fs.Options)
 }
 
@@ -73,6 +75,7 @@ type testMount struct {
 	api   *client.Client
 	cache *blobcache.Cache
 	pf    *prefetch.Prefetcher
+	cat   *catalog.Catalog
 	m     *fs.Mounted
 	// unmounted is set by the first unmount, explicit or at cleanup.
 	unmounted bool
@@ -97,25 +100,34 @@ func mount(t *testing.T, srv *devserver.Server, cfg mountConfig) *testMount {
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, Retryable: fs.RetryableFetch, Logger: testLogger(t)})
-	opts := fs.Options{
+	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, Retryable: catalog.RetryableFetch, Logger: testLogger(t)})
+	copts := catalog.Options{
 		API:        api,
 		Cache:      cache,
 		Prefetcher: pf,
 		Namespace:  srv.APIURL() + "/" + srv.DefaultOrg(),
 		Logger:     testLogger(t),
 	}
+	if cfg.catalog != nil {
+		cfg.catalog(&copts)
+	}
+	cat, err := catalog.New(context.Background(), copts)
+	if err != nil {
+		t.Fatalf("catalog.New: %v", err)
+	}
+	opts := fs.Options{Catalog: cat, Logger: testLogger(t)}
 	if cfg.tweak != nil {
 		cfg.tweak(&opts)
 	}
 	dir := t.TempDir()
 	m, err := fs.Mount(context.Background(), dir, opts)
 	if err != nil {
+		cat.Close(context.Background())
 		pf.Close()
 		cache.Close()
 		t.Fatalf("fs.Mount: %v", err)
 	}
-	tm := &testMount{dir: dir, api: api, cache: cache, pf: pf, m: m}
+	tm := &testMount{dir: dir, api: api, cache: cache, pf: pf, cat: cat, m: m}
 	t.Cleanup(tm.unmount(t))
 	return tm
 }
@@ -131,6 +143,7 @@ func (tm *testMount) unmount(t *testing.T) func() {
 			tm.m.Unmount(true)
 		}
 		tm.m.Wait()
+		tm.cat.Close(context.Background())
 		tm.pf.Close()
 		tm.cache.Close()
 	}

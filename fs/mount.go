@@ -15,20 +15,20 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/pictofs/pictofs/catalog"
 )
 
 // Mounted is a live mount.
 type Mounted struct {
 	server *fuse.Server
-	core   *core
-	cancel context.CancelFunc
+	fs     *fsys
 	dir    string
 }
 
 // Stats are counters of a live mount.
 type Stats struct {
-	// URLRefreshes counts download listings fetched for signed URLs.
-	URLRefreshes int64
+	catalog.Stats
 	// DaemonReads counts reads of cached blobs served by this process;
 	// with passthrough the kernel serves them and this stays near zero.
 	DaemonReads int64
@@ -39,8 +39,8 @@ type Stats struct {
 // Mount checks mountpoint, mounts the filesystem there and serves it in the
 // background until Unmount. It returns once the kernel has the mount.
 func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, error) {
-	if opts.API == nil || opts.Cache == nil || opts.Prefetcher == nil {
-		return nil, errors.New("fs.Mount: API, Cache and Prefetcher are required")
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	opts.setDefaults()
 	abs, err := filepath.Abs(mountpoint)
@@ -50,15 +50,11 @@ func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, erro
 	if err := CheckMountpoint(abs); err != nil {
 		return nil, err
 	}
-	if opts.UID == 0 && opts.GID == 0 {
-		opts.UID, opts.GID = uint32(os.Getuid()), uint32(os.Getgid())
-	}
-	coreCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c := newCore(coreCtx, opts)
-	root := &rootNode{c: c}
+	f := newFsys(opts)
+	root := &rootNode{fs: f}
 	fsOpts := &gofs.Options{
-		EntryTimeout:    &opts.ListTTL,
-		AttrTimeout:     &opts.ListTTL,
+		EntryTimeout:    &f.listTTL,
+		AttrTimeout:     &f.listTTL,
 		NegativeTimeout: &opts.NegativeTTL,
 		UID:             opts.UID,
 		GID:             opts.GID,
@@ -81,10 +77,9 @@ func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, erro
 	}
 	server, err := gofs.Mount(abs, root, fsOpts)
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
-	return &Mounted{server: server, core: c, cancel: cancel, dir: abs}, nil
+	return &Mounted{server: server, fs: f, dir: abs}, nil
 }
 
 // Dir is the absolute mount point.
@@ -92,18 +87,17 @@ func (m *Mounted) Dir() string { return m.dir }
 
 // Passthrough reports whether the kernel granted FUSE passthrough.
 func (m *Mounted) Passthrough() bool {
-	return m.server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0 && !m.core.opts.DisablePassthrough
+	return m.server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0 && !m.fs.opts.DisablePassthrough
 }
 
 // Stats returns the mount's counters.
 func (m *Mounted) Stats() Stats {
-	return Stats{URLRefreshes: m.core.urlRefreshes.Load(), DaemonReads: m.core.daemonReads.Load(), Passthrough: m.Passthrough()}
+	return Stats{Stats: m.fs.cat.Stats(), DaemonReads: m.fs.daemonReads.Load(), Passthrough: m.Passthrough()}
 }
 
 // Wait blocks until the filesystem is unmounted (by Unmount or from outside).
 func (m *Mounted) Wait() {
 	m.server.Wait()
-	m.cancel()
 }
 
 // Unmount detaches the filesystem. It fails with ErrBusy while files are
@@ -111,11 +105,7 @@ func (m *Mounted) Wait() {
 // finishes when the last file closes. The serve loop then ends and Wait
 // returns.
 func (m *Mounted) Unmount(lazy bool) error {
-	if err := Unmount(m.dir, lazy); err != nil {
-		return err
-	}
-	m.cancel()
-	return nil
+	return Unmount(m.dir, lazy)
 }
 
 // CheckMountpoint returns a clear error unless path is an existing, empty

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
@@ -480,8 +481,8 @@ func TestStorageStall(t *testing.T) {
 	want := smallDataset(t, srv, "stall", 40)
 	newMount := func(t *testing.T) (*testMount, string) {
 		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), workers: 4,
-			client: func(o *client.Options) { o.Timeout = timeout },
-			fs:     func(o *pfs.Options) { o.OpenTimeout = openTimeout }})
+			client:  func(o *client.Options) { o.Timeout = timeout },
+			catalog: func(o *catalog.Options) { o.FetchTimeout = openTimeout }})
 		return tm, filepath.Join(tm.dir, "stall")
 	}
 	image := func(i int) string { return filepath.Join("images", devserver.SyntheticFilename(i)) }

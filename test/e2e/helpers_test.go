@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
@@ -361,6 +362,7 @@ type mountCfg struct {
 	share     float64
 	logger    *slog.Logger
 	client    func(*client.Options)
+	catalog   func(*catalog.Options)
 	fs        func(*pfs.Options)
 }
 
@@ -370,6 +372,7 @@ type testMount struct {
 	api   *client.Client
 	cache *blobcache.Cache
 	pf    *prefetch.Prefetcher
+	cat   *catalog.Catalog
 	m     *pfs.Mounted
 
 	once sync.Once
@@ -409,14 +412,22 @@ func mount(t *testing.T, baseURL string, cfg mountCfg) *testMount {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
 	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
-		Retryable: pfs.RetryableFetch, Logger: cfg.logger})
-	opts := pfs.Options{
+		Retryable: catalog.RetryableFetch, Logger: cfg.logger})
+	catOpts := catalog.Options{
 		API:        api,
 		Cache:      cache,
 		Prefetcher: pf,
 		Namespace:  api.BaseURL().Host + "/" + org.ID,
 		Logger:     cfg.logger,
 	}
+	if cfg.catalog != nil {
+		cfg.catalog(&catOpts)
+	}
+	cat, err := catalog.New(context.Background(), catOpts)
+	if err != nil {
+		t.Fatalf("catalog.New: %v", err)
+	}
+	opts := pfs.Options{Catalog: cat, Logger: cfg.logger}
 	if cfg.fs != nil {
 		cfg.fs(&opts)
 	}
@@ -424,11 +435,12 @@ func mount(t *testing.T, baseURL string, cfg mountCfg) *testMount {
 	trackMount(dir, "fuse")
 	m, err := pfs.Mount(context.Background(), dir, opts)
 	if err != nil {
+		cat.Close(context.Background())
 		pf.Close()
 		cache.Close()
 		t.Fatalf("fs.Mount: %v", err)
 	}
-	tm := &testMount{dir: dir, api: api, cache: cache, pf: pf, m: m}
+	tm := &testMount{dir: dir, api: api, cache: cache, pf: pf, cat: cat, m: m}
 	t.Cleanup(func() { tm.unmount(t) })
 	return tm
 }
@@ -443,6 +455,7 @@ func (tm *testMount) unmount(t *testing.T) {
 			}
 		}
 		tm.m.Wait()
+		tm.cat.Close(context.Background())
 		tm.pf.Close()
 		tm.cache.Close()
 	})

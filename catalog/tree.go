@@ -1,4 +1,4 @@
-package fs
+package catalog
 
 import (
 	"sort"
@@ -9,14 +9,13 @@ import (
 	"github.com/pictofs/pictofs/client"
 )
 
-// image is one image of a dataset snapshot. It holds only what the tree, the
+// Image is one image of a dataset listing. It holds only what the tree, the
 // byte fetch and stat need, to keep memory near 200 bytes per image.
-type image struct {
+type Image struct {
 	id        string
 	name      string // the entry name in images/, unique in its directory
 	filename  string // the server's filename (the byte route and empty documents need it)
-	dir       *dir
-	remoteDir string // the server's directory_path (shared with dir.remotePath when equal)
+	remoteDir string // the server's directory_path (shared with Dir.remotePath when equal)
 	size      int64
 	createdAt int64 // unix nanoseconds
 	annCount  int32
@@ -25,30 +24,58 @@ type image struct {
 	annSize atomic.Int64
 }
 
-// dir is one directory of a dataset snapshot, shared by images/ and
+// Dir is one directory of a dataset listing, shared by images/ and
 // annotations/: the same subdirectories appear under both.
-type dir struct {
+type Dir struct {
 	name       string   // entry name ("" for the top)
 	remotePath string   // the server's directory_path, e.g. "/train/cars"
 	key        string   // joined safe path, for inode numbers
-	dirs       []*dir   // sorted by name
-	images     []*image // sorted by name
-	// prefetched is set once Readdir has queued this directory's files.
-	prefetchedImages      atomic.Bool
-	prefetchedAnnotations atomic.Bool
+	dirs       []*Dir   // sorted by name
+	images     []*Image // sorted by name
+	// readahead is set once a listing of the directory queued its images.
+	readahead atomic.Bool
+	// statAhead tracks sequential document stats in this directory.
+	statAhead statAheadState
 }
 
 // snapshot is an immutable listing of one dataset's images.
 type snapshot struct {
-	top      *dir
-	dirs     map[string]*dir // dir.key → dir
+	dirs     map[string]*Dir // Dir.key → Dir
 	count    int
-	bytes    int64
 	loadedAt time.Time
 }
 
-// findDir returns the subdirectory called name, or nil.
-func (d *dir) findDir(name string) *dir {
+// Name is the directory's entry name ("" for the top).
+func (d *Dir) Name() string { return d.name }
+
+// Key names the directory within its dataset ("" for the top); Catalog.Dir
+// resolves it in the current listing.
+func (d *Dir) Key() string { return d.key }
+
+// Dirs are the subdirectories, sorted by name.
+func (d *Dir) Dirs() []*Dir { return d.dirs }
+
+// Images are the images, sorted by entry name.
+func (d *Dir) Images() []*Image { return d.images }
+
+// ID is the image's UUID.
+func (im *Image) ID() string { return im.id }
+
+// Name is the image's entry name in images/; its annotation document is
+// Name()+".json" in annotations/.
+func (im *Image) Name() string { return im.name }
+
+// Size is the image's size in bytes.
+func (im *Image) Size() int64 { return im.size }
+
+// ModTime is the image's creation time.
+func (im *Image) ModTime() time.Time { return time.Unix(0, im.createdAt) }
+
+// AnnotationCount is the listing's annotation_count.
+func (im *Image) AnnotationCount() int { return int(im.annCount) }
+
+// FindDir returns the subdirectory called name, or nil.
+func (d *Dir) FindDir(name string) *Dir {
 	i := sort.Search(len(d.dirs), func(i int) bool { return d.dirs[i].name >= name })
 	if i < len(d.dirs) && d.dirs[i].name == name {
 		return d.dirs[i]
@@ -56,8 +83,8 @@ func (d *dir) findDir(name string) *dir {
 	return nil
 }
 
-// findImage returns the image whose entry name is name, or nil.
-func (d *dir) findImage(name string) *image {
+// FindImage returns the image whose entry name is name, or nil.
+func (d *Dir) FindImage(name string) *Image {
 	i := sort.Search(len(d.images), func(i int) bool { return d.images[i].name >= name })
 	if i < len(d.images) && d.images[i].name == name {
 		return d.images[i]
@@ -65,31 +92,29 @@ func (d *dir) findImage(name string) *image {
 	return nil
 }
 
-// findAnnotation returns the image whose annotation document is name
+// FindAnnotation returns the image whose annotation document is name
 // ("<image name>.json"), or nil.
-func (d *dir) findAnnotation(name string) *image {
+func (d *Dir) FindAnnotation(name string) *Image {
 	stem, ok := strings.CutSuffix(name, ".json")
 	if !ok {
 		return nil
 	}
-	return d.findImage(stem)
+	return d.FindImage(stem)
 }
 
 // snapshotBuilder collects listing pages into a snapshot.
 type snapshotBuilder struct {
-	top    *dir
-	byPath map[string]*dir // remote directory_path (normalized) → dir
+	byPath map[string]*Dir // remote directory_path (normalized) → Dir
 	// pending holds the images of each directory until build resolves names.
-	pending map[*dir][]pendingImage
+	pending map[*Dir][]pendingImage
 	status  string
 }
 
 func newSnapshotBuilder(statusFilter string) *snapshotBuilder {
-	top := &dir{remotePath: "/"}
+	top := &Dir{remotePath: "/"}
 	return &snapshotBuilder{
-		top:     top,
-		byPath:  map[string]*dir{"": top},
-		pending: map[*dir][]pendingImage{},
+		byPath:  map[string]*Dir{"": top},
+		pending: map[*Dir][]pendingImage{},
 		status:  statusFilter,
 	}
 }
@@ -120,14 +145,14 @@ func (b *snapshotBuilder) add(page []client.Image) {
 }
 
 // dirFor returns (creating) the directory for a directory_path.
-func (b *snapshotBuilder) dirFor(remote string) *dir {
+func (b *snapshotBuilder) dirFor(remote string) *Dir {
 	segs := splitRemoteDir(remote)
 	key := strings.Join(segs, "/")
 	if d, ok := b.byPath[key]; ok {
 		return d
 	}
 	parent := b.dirFor(remoteParent(remote))
-	d := &dir{name: segs[len(segs)-1], remotePath: remote, key: key}
+	d := &Dir{name: segs[len(segs)-1], remotePath: remote, key: key}
 	parent.dirs = append(parent.dirs, d)
 	b.byPath[key] = d
 	return d
@@ -145,7 +170,7 @@ func remoteParent(remote string) string {
 
 // build resolves entry names and sorts every directory.
 func (b *snapshotBuilder) build(now time.Time) *snapshot {
-	s := &snapshot{top: b.top, dirs: b.byPath, loadedAt: now}
+	s := &snapshot{dirs: b.byPath, loadedAt: now}
 	for _, d := range b.byPath {
 		sort.Slice(d.dirs, func(i, j int) bool { return d.dirs[i].name < d.dirs[j].name })
 		reserved := make(map[string]bool, len(d.dirs))
@@ -158,13 +183,12 @@ func (b *snapshotBuilder) build(now time.Time) *snapshot {
 			claims[i] = nameClaim{safe: sanitizeName(img.filename, maxImageNameBytes), id: img.id}
 		}
 		names := dedupeNamesMax(claims, reserved, maxImageNameBytes)
-		d.images = make([]*image, len(imgs))
+		d.images = make([]*Image, len(imgs))
 		for i, img := range imgs {
-			im := &image{
+			im := &Image{
 				id:        img.id,
 				name:      names[i],
 				filename:  img.filename,
-				dir:       d,
 				remoteDir: img.dirPath,
 				size:      img.size,
 				createdAt: img.createdAt,
@@ -178,7 +202,6 @@ func (b *snapshotBuilder) build(now time.Time) *snapshot {
 			}
 			d.images[i] = im
 			s.count++
-			s.bytes += img.size
 		}
 		sort.Slice(d.images, func(i, j int) bool { return d.images[i].name < d.images[j].name })
 		delete(b.pending, d)
