@@ -99,6 +99,9 @@ func (c *Catalog) OpenAnnotation(ctx context.Context, ds *Dataset, im *Image) (D
 	ctx, cancel := c.waitCtx(ctx)
 	defer cancel()
 	h, err := c.opts.Prefetcher.Get(ctx, req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = c.waitError("annotation document", err)
+	}
 	if err != nil {
 		return Doc{}, fmt.Errorf("annotation document of %s: %w", im.name, err)
 	}

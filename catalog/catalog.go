@@ -162,8 +162,17 @@ func await[T any](c *Catalog, ctx context.Context, what string, ch <-chan single
 		v, _ := res.Val.(T)
 		return v, nil
 	case <-ctx.Done():
-		return zero, fmt.Errorf("%s: waited %v: %w", what, c.opts.WaitTimeout, ctx.Err())
+		return zero, c.waitError(what, ctx.Err())
 	}
+}
+
+// waitError describes a wait on the API that ran out: as a rate limit when
+// a 429 holds the client's requests back, else as the context's error.
+func (c *Catalog) waitError(what string, err error) error {
+	if t, ok := c.opts.API.(throttler); ok && time.Now().Before(t.RateLimitedUntil()) {
+		return fmt.Errorf("%s: waited %v while the API rate-limits this key: %w", what, c.opts.WaitTimeout, client.ErrRateLimited)
+	}
+	return fmt.Errorf("%s: waited %v: %w", what, c.opts.WaitTimeout, err)
 }
 
 // DatasetEntry is one entry of the root listing.

@@ -34,6 +34,13 @@ type budgeter interface {
 	BudgetLeft() (left int, limited bool)
 }
 
+// throttler is implemented by an API that can tell whether a 429 holds its
+// requests back (*client.Client does), so that a wait that runs out then is
+// reported as a rate limit (EAGAIN), not a timeout.
+type throttler interface {
+	RateLimitedUntil() time.Time
+}
+
 // Defaults of Options.
 const (
 	DefaultListTTL       = 5 * time.Minute

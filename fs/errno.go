@@ -25,6 +25,8 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EROFS
 	case errors.Is(err, catalog.ErrNotEmpty):
 		return syscall.ENOTEMPTY
+	case errors.Is(err, client.ErrRateLimited), errors.Is(err, client.ErrBudgetExceeded):
+		return syscall.EAGAIN
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, client.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
@@ -37,8 +39,6 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EEXIST
 	case errors.Is(err, client.ErrPaymentRequired):
 		return syscall.EDQUOT
-	case errors.Is(err, client.ErrRateLimited), errors.Is(err, client.ErrBudgetExceeded):
-		return syscall.EAGAIN
 	case errors.Is(err, client.ErrValidation):
 		return syscall.EINVAL
 	case errors.Is(err, blobcache.ErrNoSpace):

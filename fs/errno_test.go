@@ -30,6 +30,7 @@ func TestToErrno(t *testing.T) {
 		{"503 wrapped", wrap(&client.APIError{Status: 503}), syscall.EIO},
 		{"timeout", wrap(client.ErrTimeout), syscall.ETIMEDOUT},
 		{"deadline", wrap(context.DeadlineExceeded), syscall.ETIMEDOUT},
+		{"wait ran out under a rate limit", fmt.Errorf("list: %w (after %w)", client.ErrRateLimited, context.DeadlineExceeded), syscall.EAGAIN},
 		{"cancelled", wrap(context.Canceled), syscall.EINTR},
 		{"read-only", errReadOnly, syscall.EROFS},
 		{"not empty", wrap(catalog.ErrNotEmpty), syscall.ENOTEMPTY},
