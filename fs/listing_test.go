@@ -31,10 +31,12 @@ func TestListingAnnotationsCostsNoDocuments(t *testing.T) {
 	srv.ResetStats()
 
 	names := map[string]func() (string, error){
-		"ls":      func() (string, error) { return output("ls", ann) },
-		"ls -1U":  func() (string, error) { return output("ls", "-1U", ann) },
-		"find":    func() (string, error) { return output("find", ann, "-name", "*.json") },
-		"listdir": func() (string, error) { return output(python(t), "-c", "import os,sys; print('\\n'.join(os.listdir(sys.argv[1])))", ann) },
+		"ls":     func() (string, error) { return output("ls", ann) },
+		"ls -1U": func() (string, error) { return output("ls", "-1U", ann) },
+		"find":   func() (string, error) { return output("find", ann, "-name", "*.json") },
+		"listdir": func() (string, error) {
+			return output(python(t), "-c", "import os,sys; print('\\n'.join(os.listdir(sys.argv[1])))", ann)
+		},
 		"walk": func() (string, error) {
 			return output(python(t), "-c", "import os,sys\nfor d,_,fs in os.walk(sys.argv[1]):\n  print('\\n'.join(fs))", ann)
 		},
@@ -98,7 +100,6 @@ func python(t *testing.T) string {
 	}
 	return p
 }
-
 
 // TestWaitsOnTheAPIAreBounded: a listing over an API slower than the wait
 // bound fails with ETIMEDOUT after about the bound, and one held back by a
