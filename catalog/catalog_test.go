@@ -313,3 +313,69 @@ func TestInodeNumbersAreStableAndDistinct(t *testing.T) {
 		t.Error("dataset inode differs between catalogs")
 	}
 }
+
+func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	seed(t, srv, "set", 120, 3)
+	e := newEnv(t, srv, "", func(o *catalog.Options) { o.Bulk.Disable = true })
+	ctx := context.Background()
+	var calls int
+	var last catalog.WarmProgress
+	res, err := e.cat.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, func(p catalog.WarmProgress) {
+		calls++
+		if p.Files <= last.Files {
+			t.Errorf("progress went from %d to %d files", last.Files, p.Files)
+		}
+		last = p
+	})
+	if err != nil {
+		t.Fatalf("Warm: %v", err)
+	}
+	if res.TotalFiles != 80 || res.Files != 80 || res.Failed != 0 {
+		t.Errorf("Warm of one folder of 40 images: got %+v, want 80 files (40 images, 40 documents), 0 failed", res.WarmProgress)
+	}
+	if calls == 0 || last.Files != res.Files {
+		t.Errorf("progress: %d calls, last %+v; want the last to match the result %+v", calls, last, res.WarmProgress)
+	}
+	srv.ResetStats()
+	ds, all, dirOf := e.images(t, "set")
+	for _, im := range all {
+		if dirOf[im].Key() != "dir-001" {
+			continue
+		}
+		h, err := e.cat.OpenImage(ctx, ds, im)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Release()
+	}
+	if got := srv.Stats().StorageGets; got != 0 {
+		t.Errorf("reading the warmed folder cost %d storage GETs, want 0", got)
+	}
+	again, err := e.cat.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, nil)
+	if err != nil || again.Cached != 80 {
+		t.Errorf("second Warm: got %+v, %v; want all 80 cached", again.WarmProgress, err)
+	}
+
+	small := newEnv(t, srv, "", nil)
+	small.cache.Close()
+	tiny, err := blobcache.Open(blobcache.Options{Dir: t.TempDir(), MaxBytes: 4096, MinFreeRatio: -1, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiny.Close()
+	pf := prefetch.New(prefetch.Options{Cache: tiny, Logger: testLogger()})
+	defer pf.Close()
+	cat, err := catalog.New(ctx, catalog.Options{API: e.api, Cache: tiny, Prefetcher: pf, Namespace: "n", Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close(ctx)
+	srv.ResetStats()
+	if _, err := cat.Warm(ctx, "set", "", catalog.WarmOptions{}, nil); !errors.Is(err, catalog.ErrWontFit) {
+		t.Errorf("Warm of more than the cache holds: got %v, want ErrWontFit", err)
+	}
+	if got := srv.Stats().StorageGets; got != 0 {
+		t.Errorf("a warm-up that does not fit fetched %d blobs, want 0", got)
+	}
+}
