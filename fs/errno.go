@@ -15,7 +15,7 @@ import (
 var errReadOnly = errors.New("read-only filesystem")
 
 // toErrno maps an error from the layers below to the errno a FUSE caller
-// sees. It is the one place where that mapping lives (design.md, Errors).
+// sees. It is the one place where that mapping lives (docs/design.md, Errors).
 func toErrno(err error) syscall.Errno {
 	var errno syscall.Errno
 	switch {
