@@ -31,7 +31,11 @@
 //	pictofs:1:<ns>:l:<sha256(name)>   a lease (a random token)
 //
 // <ns> is a hash of Options.Namespace (API host and organization), so two
-// organizations sharing one server never see each other's entries. Every
+// organizations sharing one server never see each other's entries. That
+// separates tenants that trust each other; against a hostile one, give each
+// organization its own Redis ACL user limited to its [Tier.KeyPattern]
+// (every command the tier sends names only keys under it), or its own
+// server. Every
 // value carries a header (magic, format version, kind, length, produced-at
 // time) and a SHA-256 over the header, the key and the payload (see
 // value.go). A read verifies all of it, and the expected size; anything else
@@ -43,10 +47,15 @@
 //
 // No fault of the tier fails a caller: a read that errs, times out or finds
 // garbage is a miss; a publish that cannot be queued or written is dropped.
-// Reads wait at most Options.OpTimeout (Options.MetaTimeout for snapshots).
-// The first failure takes the tier down: it is logged once, every call is
-// skipped for Options.RetryAfter, then one call probes it, and the first
-// answer brings it back (logged once). [Tier.Stats] counts all of it.
+// Reads wait at most Options.OpTimeout (Options.MetaTimeout for snapshots),
+// and the values being read at once are bounded by Options.ReadBytes, so a
+// burst of large reads neither holds unbounded memory nor starves every read
+// of the link. A failure of the server (unreachable, silent, refusing the
+// password) takes the tier down: it is logged once, every call is skipped
+// for Options.RetryAfter, then one call probes it, and the first answer
+// brings it back (logged once). A read that runs out of time while the
+// server answers others is a miss, and leaves the tier up: the server is
+// busy, not gone. [Tier.Stats] counts all of it.
 //
 // # Configuring the server
 //
@@ -70,6 +79,6 @@
 // # Locking
 //
 // Tier.qmu guards the publish queue's accounting and closing, health.mu the
-// outage state, Tier.notesMu the rate limit of warnings. No call to the
-// server runs under any of them.
+// outage state, Tier.notesMu the rate limit of warnings; counters are
+// atomics. No call to the server runs under any of them.
 package sharedcache

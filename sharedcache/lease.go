@@ -53,7 +53,7 @@ func (t *Tier) Lease(ctx context.Context, name string, ttl time.Duration) (*Leas
 	defer cancel()
 	got, err := t.rdb.SetNX(callCtx, l.key, l.token, max(ttl, time.Millisecond)).Result()
 	if err != nil {
-		t.fault(ctx, "lease", l.key, err)
+		t.fault(ctx, "lease", l.key, start, err)
 		return nil, false
 	}
 	t.answered(start)
@@ -90,7 +90,7 @@ func (l *Lease) run(ctx context.Context, script *redis.Script, args ...any) (int
 	defer cancel()
 	n, err := script.Run(callCtx, t.rdb, []string{l.key}, append([]any{l.token}, args...)...).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		t.fault(ctx, "lease", l.key, err)
+		t.fault(ctx, "lease", l.key, start, err)
 		return 0, false
 	}
 	t.answered(start)

@@ -43,6 +43,11 @@ const (
 	DefaultQueueBytes int64 = 64 << 20
 	// DefaultPublishWorkers is the number of goroutines writing to the tier.
 	DefaultPublishWorkers = 4
+	// DefaultReadBytes bounds the values being read at once: a mount's 64
+	// prefetch workers asking for 8 MiB blobs together would otherwise hold
+	// half a GiB, and share the link so thinly that every read overran
+	// OpTimeout. 32 MiB crosses a 10 Gbit/s link in about 30 ms.
+	DefaultReadBytes int64 = 32 << 20
 )
 
 // poolSize is the number of connections to the server: enough for every
@@ -94,6 +99,13 @@ type Options struct {
 	QueueBytes int64
 	// PublishWorkers is the number of background writers. Default 4.
 	PublishWorkers int
+	// ReadBytes bounds the bytes of the values being read at once (the
+	// expected size of each Get, MaxBlobBytes when unknown; a GetMeta takes
+	// all of it); a read waits for room within its time bound, and is a
+	// miss if there is none. The memory held is at most about twice this.
+	// Default 32 MiB; it must hold MaxBlobBytes. OpTimeout should cover
+	// reading this much over the link.
+	ReadBytes int64
 	// Logger receives one warning per outage and debug events. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -111,6 +123,7 @@ func (o Options) withDefaults() (Options, error) {
 	defaultInt64(&o.MaxBlobBytes, DefaultMaxBlobBytes)
 	defaultInt64(&o.MaxMetaBytes, DefaultMaxMetaBytes)
 	defaultInt64(&o.QueueBytes, DefaultQueueBytes)
+	defaultInt64(&o.ReadBytes, DefaultReadBytes)
 	defaultDuration(&o.OpTimeout, DefaultOpTimeout)
 	defaultDuration(&o.MetaTimeout, DefaultMetaTimeout)
 	defaultDuration(&o.PublishTimeout, DefaultPublishTimeout)
@@ -125,7 +138,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.Default()
 	}
 	switch {
-	case o.MaxBlobBytes < 0, o.MaxMetaBytes < 0, o.QueueBytes < 0, o.QueueLen < 0, o.PublishWorkers < 0:
+	case o.MaxBlobBytes < 0, o.MaxMetaBytes < 0, o.QueueBytes < 0, o.ReadBytes < 0, o.QueueLen < 0,
+		o.PublishWorkers < 0:
 		return o, errors.New("sharedcache: negative size, count or worker number")
 	case o.BlobTTL < 0, o.OpTimeout < 0, o.MetaTimeout < 0, o.PublishTimeout < 0, o.RetryAfter < 0:
 		return o, errors.New("sharedcache: negative duration")
@@ -134,6 +148,8 @@ func (o Options) withDefaults() (Options, error) {
 	case o.QueueBytes < o.MaxBlobBytes || o.QueueBytes < o.MaxMetaBytes:
 		return o, fmt.Errorf("sharedcache: QueueBytes %d cannot hold MaxBlobBytes %d and MaxMetaBytes %d",
 			o.QueueBytes, o.MaxBlobBytes, o.MaxMetaBytes)
+	case o.ReadBytes < o.MaxBlobBytes+headerLen:
+		return o, fmt.Errorf("sharedcache: ReadBytes %d cannot hold MaxBlobBytes %d", o.ReadBytes, o.MaxBlobBytes)
 	}
 	return o, nil
 }
@@ -214,10 +230,10 @@ func (o Options) Redacted() string { return redactURL(o.URL) }
 func (o Options) String() string {
 	return fmt.Sprintf("sharedcache.Options{URL: %s, Password: %s, Namespace: sha256:%s, MaxBlobBytes: %d, "+
 		"MaxMetaBytes: %d, BlobTTL: %s, OpTimeout: %s, MetaTimeout: %s, PublishTimeout: %s, RetryAfter: %s, "+
-		"QueueLen: %d, QueueBytes: %d, PublishWorkers: %d}",
+		"QueueLen: %d, QueueBytes: %d, PublishWorkers: %d, ReadBytes: %d}",
 		o.Redacted(), redactedIfSet(o.Password), namespaceHash(o.Namespace), o.MaxBlobBytes, o.MaxMetaBytes,
 		o.BlobTTL, o.OpTimeout, o.MetaTimeout, o.PublishTimeout, o.RetryAfter, o.QueueLen, o.QueueBytes,
-		o.PublishWorkers)
+		o.PublishWorkers, o.ReadBytes)
 }
 
 // GoString is String, so that %#v redacts too.

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/semaphore"
 )
 
 // Tier is a connection to the shared cache. Its methods are safe for
@@ -21,7 +24,11 @@ type Tier struct {
 	prefix string // of every key of this namespace
 	health health
 	stats  counters
-	shut   atomic.Bool // set by Close: reads are misses, publishes drops
+	shut   atomic.Bool         // set by Close: reads are misses, publishes drops
+	reads  *semaphore.Weighted // bytes of values being read, up to ReadBytes
+
+	epoch      time.Time    // origin of lastAnswer
+	lastAnswer atomic.Int64 // when the server last answered a call, in ns since epoch
 
 	jobs    chan job
 	stopCtx context.Context // cancelled by Close: in-flight writes stop
@@ -45,6 +52,7 @@ type Stats struct {
 	Corrupt uint64 // values refused: garbage, truncated, wrong checksum, version, kind or size
 	Errors  uint64 // calls that failed: network, timeout, server error
 	Skipped uint64 // calls not made because the tier was down (reads, publishes, leases)
+	Busy    uint64 // reads that found no room under ReadBytes within their bound
 
 	Publishes      uint64 // values written
 	PublishPresent uint64 // blobs already in the tier, not sent again
@@ -60,9 +68,9 @@ type Stats struct {
 }
 
 type counters struct {
-	hits, misses, corrupt, errors, skipped atomic.Uint64
-	publishes, present, drops, oversize    atomic.Uint64
-	bytesIn, bytesOut                      atomic.Uint64
+	hits, misses, corrupt, errors, skipped, busy atomic.Uint64
+	publishes, present, drops, oversize          atomic.Uint64
+	bytesIn, bytesOut                            atomic.Uint64
 }
 
 type jobOp int
@@ -108,6 +116,8 @@ func New(opts Options) (*Tier, error) {
 		rdb:     redis.NewClient(ro),
 		prefix:  keyPrefix(opts.Namespace),
 		health:  health{retryAfter: opts.RetryAfter},
+		reads:   semaphore.NewWeighted(opts.ReadBytes),
+		epoch:   time.Now(),
 		jobs:    make(chan job, opts.QueueLen),
 		stopCtx: stopCtx,
 		stop:    stop,
@@ -135,17 +145,24 @@ func (t *Tier) Get(ctx context.Context, key string, size int64) ([]byte, bool) {
 		t.stats.misses.Add(1)
 		return nil, false
 	}
-	data, _, ok := t.read(ctx, t.blobKey(key), kindBlob, size, t.opts.OpTimeout)
+	weight := t.opts.MaxBlobBytes
+	if size >= 0 {
+		weight = size
+	}
+	data, _, ok := t.read(ctx, t.blobKey(key), kindBlob, size, weight+headerLen, t.opts.OpTimeout)
 	return data, ok
 }
 
 // GetMeta returns the metadata snapshot published under name and the time
 // it was produced. It waits at most MetaTimeout; any fault is a miss.
 func (t *Tier) GetMeta(ctx context.Context, name string) (data []byte, producedAt time.Time, ok bool) {
-	return t.read(ctx, t.metaKey(name), kindMeta, -1, t.opts.MetaTimeout)
+	return t.read(ctx, t.metaKey(name), kindMeta, -1, min(t.opts.MaxMetaBytes+headerLen, t.opts.ReadBytes),
+		t.opts.MetaTimeout)
 }
 
-func (t *Tier) read(ctx context.Context, key string, kind byte, size int64, timeout time.Duration) ([]byte, time.Time, bool) {
+// read gets the value under key, reserving weight bytes of ReadBytes, and
+// returns its payload if it verifies, all within timeout.
+func (t *Tier) read(ctx context.Context, key string, kind byte, size, weight int64, timeout time.Duration) ([]byte, time.Time, bool) {
 	if !t.admit(ctx) {
 		t.stats.misses.Add(1)
 		return nil, time.Time{}, false
@@ -153,9 +170,17 @@ func (t *Tier) read(ctx context.Context, key string, kind byte, size int64, time
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := t.reads.Acquire(callCtx, weight); err != nil {
+		if ctx.Err() == nil {
+			t.stats.busy.Add(1)
+		}
+		t.stats.misses.Add(1)
+		return nil, time.Time{}, false
+	}
+	defer t.reads.Release(weight)
 	raw, err := t.rdb.Get(callCtx, key).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		t.fault(ctx, "read", key, err)
+		t.fault(ctx, "read", key, start, err)
 		t.stats.misses.Add(1)
 		return nil, time.Time{}, false
 	}
@@ -322,7 +347,7 @@ func (t *Tier) write(j job) {
 		}
 	}
 	if err != nil {
-		t.fault(t.stopCtx, "write", j.key, err)
+		t.fault(t.stopCtx, "write", j.key, start, err)
 		return
 	}
 	t.answered(start)
@@ -368,24 +393,32 @@ func (t *Tier) admit(ctx context.Context) bool {
 // answered records that a call started at start got an answer from the
 // server, and logs the end of an outage.
 func (t *Tier) answered(start time.Time) {
+	t.lastAnswer.Store(int64(time.Since(t.epoch)))
 	if outage := t.health.succeeded(start); outage > 0 {
 		t.opts.Logger.Info("shared cache reachable again", slog.String("url", t.opts.Redacted()),
 			slog.Duration("outage", outage.Round(time.Millisecond)))
 	}
 }
 
-// fault handles a failed call. A call the caller gave up on says nothing of
-// the tier. A server's refusal to store (OOM under maxmemory-policy
-// noeviction) or a key of another type is counted and logged, but leaves the
-// tier up: reads still work. Anything else (unreachable, timeout, refused
-// password, loading, read-only replica) takes the tier down for RetryAfter,
-// with one warning per outage.
-func (t *Tier) fault(caller context.Context, op, key string, err error) {
-	if caller.Err() != nil {
+// fault handles a call started at start that failed. A call the caller gave
+// up on says nothing of the tier. A call that ran out of time while the
+// server answered others was queued behind them: the server is busy, not
+// gone. A server's refusal to store (OOM under maxmemory-policy noeviction)
+// or a key of another type is counted and logged, but leaves the tier up:
+// reads still work. Anything else (unreachable, silent, refused password,
+// loading, read-only replica) takes the tier down for RetryAfter, with one
+// warning per outage.
+func (t *Tier) fault(caller context.Context, op, key string, start time.Time, err error) {
+	if gaveUp(caller) {
 		return
 	}
 	t.stats.errors.Add(1)
 	msg := t.opts.scrub(err.Error())
+	if isTimeout(err) && time.Duration(t.lastAnswer.Load()) > start.Sub(t.epoch) {
+		t.note("busy", "shared cache busy: a call ran out of time while the server answered others",
+			slog.String("op", op), slog.Duration("op_timeout", t.opts.OpTimeout))
+		return
+	}
 	var reply redis.Error
 	if errors.As(err, &reply) {
 		switch {
@@ -406,6 +439,19 @@ func (t *Tier) fault(caller context.Context, op, key string, err error) {
 		return
 	}
 	t.opts.Logger.Debug("shared cache still unavailable", slog.String("op", op), slog.String("error", msg))
+}
+
+// gaveUp reports whether the caller's context is done or past its deadline
+// (a socket deadline taken from it can fire before the context notices).
+func gaveUp(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(deadline))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
 }
 
 // noteEvery is how often an event that is not an outage is warned about;
@@ -440,12 +486,17 @@ func (t *Tier) Ping(ctx context.Context) error {
 	callCtx, cancel := context.WithTimeout(ctx, t.opts.OpTimeout)
 	defer cancel()
 	if err := t.rdb.Ping(callCtx).Err(); err != nil {
-		t.fault(ctx, "ping", "", err)
+		t.fault(ctx, "ping", "", start, err)
 		return fmt.Errorf("sharedcache: %s: %s", t.opts.Redacted(), t.opts.scrub(err.Error()))
 	}
 	t.answered(start)
 	return nil
 }
+
+// KeyPattern returns the pattern every key of this tier matches, e.g. for a
+// Redis ACL user of this organization alone: ACL SETUSER org on >password
+// ~PATTERN +@all -@dangerous.
+func (t *Tier) KeyPattern() string { return t.prefix + "*" }
 
 // Up reports whether the tier is considered reachable: false from a failure
 // until a later call succeeds.
@@ -459,7 +510,7 @@ func (t *Tier) Stats() Stats {
 	c := &t.stats
 	return Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Corrupt: c.corrupt.Load(), Errors: c.errors.Load(),
-		Skipped: c.skipped.Load(), Publishes: c.publishes.Load(), PublishPresent: c.present.Load(),
+		Skipped: c.skipped.Load(), Busy: c.busy.Load(), Publishes: c.publishes.Load(), PublishPresent: c.present.Load(),
 		PublishDrops: c.drops.Load(), Oversize: c.oversize.Load(), BytesIn: c.bytesIn.Load(),
 		BytesOut: c.bytesOut.Load(), Queued: queued, QueuedBytes: queuedBytes, Up: t.health.up(),
 	}

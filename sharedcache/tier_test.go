@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
@@ -615,5 +617,57 @@ func TestGetHonoursTheCallersContext(t *testing.T) {
 	}
 	if !tier.Up() || logs.warnings("shared cache unavailable") != 0 {
 		t.Errorf("a caller giving up took the tier down:\n%s", logs)
+	}
+}
+
+// TestStaysInsideItsACLPattern runs every kind of call as a Redis ACL user
+// allowed only the tier's KeyPattern: a command touching any other key would
+// fail with NOPERM and show up as an error.
+func TestStaysInsideItsACLPattern(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := rawClient(t, srv, "")
+	ctx := context.Background()
+	orgA, _ := newTier(t, srv.URL(), Options{Namespace: "https://api.pictograph.test|org-a"})
+	orgB, _ := newTier(t, srv.URL(), Options{Namespace: "https://api.pictograph.test|org-b"})
+	if err := admin.Do(ctx, "ACL", "SETUSER", "org-a", "on", ">"+secretPassword, "~"+orgA.KeyPattern(),
+		"+@all", "-@dangerous").Err(); err != nil {
+		t.Fatal(err)
+	}
+	orgB.Publish("b-blob", blob("b", 10))
+	flush(t, orgB)
+
+	tier, _ := newTier(t, "redis://org-a:"+secretPassword+"@"+srv.Addr+"/0",
+		Options{Namespace: "https://api.pictograph.test|org-a"})
+	tier.Publish("k", blob("k", 100))
+	tier.PublishMeta("m", []byte("snapshot"), time.Now(), time.Minute)
+	flush(t, tier)
+	if _, ok := tier.Get(ctx, "k", 100); !ok {
+		t.Error("Get: miss")
+	}
+	if _, _, ok := tier.GetMeta(ctx, "m"); !ok {
+		t.Error("GetMeta: miss")
+	}
+	admin.Set(ctx, tier.blobKey("bad"), "garbage", 0)
+	if _, ok := tier.Get(ctx, "bad", 7); ok {
+		t.Error("Get of garbage: hit")
+	}
+	if l, ok := tier.Lease(ctx, "lease", time.Minute); !ok {
+		t.Error("Lease failed")
+	} else {
+		if !l.Extend(ctx, time.Minute) {
+			t.Error("Extend failed")
+		}
+		l.Release()
+	}
+	flush(t, tier)
+	if st := tier.Stats(); st.Errors != 0 || !st.Up {
+		t.Errorf("stats: got %+v, want no error: some command left the pattern %s", st, tier.KeyPattern())
+	}
+	// And the server keeps org A out of org B's keys.
+	asA := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "org-a", Password: secretPassword, Protocol: 2,
+		DisableIdentity: true})
+	defer asA.Close()
+	if err := asA.Get(ctx, orgB.blobKey("b-blob")).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("org A reading org B's key: got %v, want NOPERM", err)
 	}
 }

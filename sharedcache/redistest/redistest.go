@@ -40,6 +40,7 @@ func Require(t testing.TB) string {
 	}
 	if os.Getenv(RequireEnv) != "" {
 		t.Fatalf("%s not found but %s is set: %v", Binary, RequireEnv, err)
+		return ""
 	}
 	t.Skipf("%s not installed", Binary)
 	return ""
