@@ -71,7 +71,10 @@
 // is not needed: an empty tier is only a cold one. Blobs have no TTL unless
 // Options.BlobTTL is set; snapshots expire with the TTL their publisher gives.
 // With a password, use the URL's user info or Options.Password (never
-// logged); with TLS, rediss://.
+// logged); with TLS, rediss://. The URL must name a standalone server or a
+// primary endpoint (ElastiCache with cluster mode disabled, Memorystore for
+// Redis): Redis Cluster's slot redirections are not followed, and show as an
+// outage.
 //
 // New replaces go-redis's process-wide logger with one that discards: what it
 // would print comes back as errors, which this package logs once per outage.

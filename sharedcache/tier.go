@@ -428,7 +428,7 @@ func (t *Tier) fault(caller context.Context, op, key string, start time.Time, er
 			t.note("wrongtype", "shared cache: a key of another type in our namespace", slog.String("key", key))
 			return
 		case strings.HasPrefix(msg, "OOM"):
-			t.note("oom", "shared cache refuses writes: set maxmemory-policy allkeys-lru",
+			t.note("oom", "shared cache refuses writes (out of memory): set maxmemory-policy allkeys-lru, or raise maxmemory",
 				slog.String("error", msg))
 			return
 		}

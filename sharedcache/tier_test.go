@@ -339,6 +339,8 @@ func TestSlowServerIsAMissWithinTheBound(t *testing.T) {
 }
 
 func TestEvictionNeverGivesAWrongRead(t *testing.T) {
+	// 2 MB: an empty Redis 7 already uses about 1 MB, so under a 1 MB limit
+	// it refuses every write (tested below as noeviction's refusal).
 	srv := redistest.Start(t, "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
 	tier, _ := newTier(t, srv.URL(), Options{})
 	raw := rawClient(t, srv, "")
