@@ -124,7 +124,42 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	reportMu.Lock()
 	defer reportMu.Unlock()
 	slices.Sort(lat)
-	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) }
+	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
 	b.ReportMetric(at(0.50), "p50-µs")
 	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+// BenchmarkGetMiss measures a Get of a key the tier lacks, and a Get while
+// the tier is down (skipped without a round trip).
+func BenchmarkGetMiss(b *testing.B) {
+	srv := redistest.Start(b)
+	up, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close()
+	down, err := New(Options{URL: "redis://127.0.0.1:1/0", Namespace: testNamespace, RetryAfter: time.Hour,
+		Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer down.Close()
+	ctx := context.Background()
+	down.Get(ctx, "k", 10) // fails, and takes the tier down
+	for _, c := range []struct {
+		name string
+		tier *Tier
+	}{{"absent", up}, {"down", down}} {
+		b.Run(c.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, ok := c.tier.Get(ctx, "absent", 4096); ok {
+					b.Fatal("hit")
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportPercentiles(b, lat)
+		})
+	}
 }
