@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -331,7 +332,9 @@ func (c *Catalog) buildSnapshot(ds *Dataset, seq int) (*exportSnapshot, error) {
 	}
 	key := c.exportKey(ds)
 	if h, ok := c.opts.Cache.Get(key, c.opts.AnnotationTTL); ok {
-		s, err := c.loadSnapshot(ctx, ds, snap, h, fileTime(h))
+		// A ZIP this cache checked before needs no new check: a remount
+		// costs no request.
+		s, err := c.loadSnapshot(ctx, ds, snap, h, fileTime(h), !c.opts.Cache.Contains(c.verifiedKey(ds, h)))
 		if err == nil {
 			c.log.Info("bulk annotations from the cache", "dataset", ds.Meta().Name, "documents", len(s.docs))
 			return s, nil
@@ -339,11 +342,35 @@ func (c *Catalog) buildSnapshot(ds *Dataset, seq int) (*exportSnapshot, error) {
 		c.log.Warn("cached export snapshot not used", "dataset", ds.Meta().Name, "err", err)
 		c.opts.Cache.Remove(key)
 	}
-	h, err := c.downloadExport(ctx, ds, seq)
+	// With a shared tier, one node builds the export and the others load
+	// it from there; its publisher checked it.
+	h, at, lease, err := c.exportFromOtherNode(ctx, ds)
 	if err != nil {
 		return nil, err
 	}
-	return c.loadSnapshot(ctx, ds, snap, h, time.Now())
+	if h != nil {
+		s, err := c.loadSnapshot(ctx, ds, snap, h, at, false)
+		if err == nil {
+			c.log.Info("bulk annotations from the shared cache", "dataset", ds.Meta().Name, "documents", len(s.docs))
+			return s, nil
+		}
+		c.opts.Cache.Remove(key)
+		return nil, err
+	}
+	if lease != nil {
+		defer lease.Release()
+	}
+	h, err = c.downloadExport(ctx, ds, seq)
+	if err != nil {
+		return nil, err
+	}
+	builtAt := time.Now()
+	s, err := c.loadSnapshot(ctx, ds, snap, h, builtAt, true)
+	if err != nil {
+		return nil, err
+	}
+	c.publishExport(ds, s.h, builtAt)
+	return s, nil
 }
 
 // fileTime is the cache file's modification time, which the cache sets to
@@ -499,9 +526,9 @@ func (c *Catalog) deleteLeftoverExport(ctx context.Context, ds *Dataset) {
 	}
 }
 
-// loadSnapshot indexes a downloaded ZIP against the dataset's listing and
-// checks it against the per-image route. It takes over h.
-func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapshot, h *blobcache.Handle, builtAt time.Time) (*exportSnapshot, error) {
+// loadSnapshot indexes a downloaded ZIP against the dataset's listing and,
+// if verify is set, checks it against the per-image route. It takes over h.
+func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapshot, h *blobcache.Handle, builtAt time.Time, verify bool) (*exportSnapshot, error) {
 	docs, shapes, unmatched, err := indexExport(h, listing)
 	if err != nil {
 		h.Release()
@@ -526,16 +553,37 @@ func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapsh
 		return nil, fmt.Errorf("export layout not recognised: no member matched an image (%d members unmatched)", unmatched)
 	}
 	s := &exportSnapshot{h: h, docs: docs, builtAt: builtAt}
-	if err := c.verifySnapshot(ctx, ds, listing, s, shapes); err != nil {
-		s.retire()
-		c.opts.Cache.Remove(c.exportKey(ds))
-		c.stats.exportsRejected.Add(1)
-		return nil, err
+	if verify {
+		if err := c.verifySnapshot(ctx, ds, listing, s, shapes); err != nil {
+			s.retire()
+			c.opts.Cache.Remove(c.exportKey(ds))
+			c.stats.exportsRejected.Add(1)
+			return nil, err
+		}
 	}
+	c.markVerified(ctx, ds, h)
 	c.stats.exportsCompleted.Add(1)
 	c.log.Info("bulk annotations ready", "dataset", ds.Meta().Name, "documents", len(docs),
 		"annotated_images", annotated, "unmatched_members", unmatched)
 	return s, nil
+}
+
+// verifiedKey names the marker that says this cache checked the export ZIP
+// h holds (identified by its size and fill time).
+func (c *Catalog) verifiedKey(ds *Dataset, h *blobcache.Handle) blobcache.Key {
+	return blobcache.KeyOf(c.opts.Namespace, "export-checked", exportFormat, ds.id,
+		strconv.FormatInt(h.Size(), 10), strconv.FormatInt(fileTime(h).UnixNano(), 10))
+}
+
+// markVerified records that the ZIP h holds was checked.
+func (c *Catalog) markVerified(ctx context.Context, ds *Dataset, h *blobcache.Handle) {
+	mark, err := c.opts.Cache.Fill(ctx, c.verifiedKey(ds, h), 1, func(_ context.Context, w io.Writer) error {
+		_, err := w.Write([]byte{1})
+		return err
+	})
+	if err == nil {
+		mark.Release()
+	}
 }
 
 // indexExport matches the ZIP's members to the listing's images, and

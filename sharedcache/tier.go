@@ -536,3 +536,10 @@ func (t *Tier) Close() error {
 	}
 	return nil
 }
+
+// MaxBlobBytes is the largest blob Publish takes: a caller can skip
+// buffering a larger one.
+func (t *Tier) MaxBlobBytes() int64 { return t.opts.MaxBlobBytes }
+
+// MaxMetaBytes is the largest snapshot PublishMeta takes.
+func (t *Tier) MaxMetaBytes() int64 { return t.opts.MaxMetaBytes }
