@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -704,5 +705,44 @@ func TestParseFlagsModes(t *testing.T) {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestPassthroughEvidence(t *testing.T) {
+	for _, tt := range []struct {
+		log  string
+		want string
+	}{
+		{`time=… level=INFO msg=mounted mountpoint=/m cache=/c passthrough=true` + "\n", "true"},
+		{`{"msg":"mounted","passthrough":false}`, "false"},
+		{"mounted source=/a mountpoint=/b passthrough=true entry_timeout=1h0m0s\n", "true"},
+		{"mounted, no word of it\n", "nil"},
+		{"--passthrough=truely\n", "nil"},
+	} {
+		got := "nil"
+		if b := passthroughInLog([]byte(tt.log)); b != nil {
+			got = strconv.FormatBool(*b)
+		}
+		if got != tt.want {
+			t.Errorf("passthroughInLog(%q) = %s, want %s", tt.log, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		read  float64
+		bytes int64
+		want  string
+	}{
+		{0, 1000, "kernel (passthrough)"}, {499, 1000, "kernel (passthrough)"}, {500, 1000, "daemon"}, {1200, 1000, "daemon"},
+		{math.NaN(), 1000, "unknown"}, {0, 0, "unknown"},
+	} {
+		if got := carriedBy(tt.read, tt.bytes); got != tt.want {
+			t.Errorf("carriedBy(%v, %d) = %q, want %q", tt.read, tt.bytes, got, tt.want)
+		}
+	}
+	if n := diskReadBytes(os.Getpid()); n < 0 {
+		t.Errorf("diskReadBytes(self) = %d, want a count", n)
+	}
+	if n := diskReadBytes(-5); n != -1 {
+		t.Errorf("diskReadBytes(no such process) = %d, want -1", n)
 	}
 }

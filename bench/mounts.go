@@ -112,7 +112,9 @@ func (h *harness) mountPeer(ctx context.Context, kind mountKind) (*mounted, erro
 	return h.waitMount(ctx, &mounted{kind: kind, dir: mnt, p: p})
 }
 
-var passthroughRe = regexp.MustCompile(`passthrough=(true|false)`)
+// passthroughRe matches the mount's log line in text (passthrough=true) or
+// JSON ("passthrough":true) form.
+var passthroughRe = regexp.MustCompile(`\bpassthrough"?[=:]\s*(true|false)\b`)
 
 // passthroughOffered is what the daemon logged on mount: whether the kernel
 // offered FUSE passthrough (pictofs and the floor log "passthrough=…");
@@ -122,6 +124,10 @@ func passthroughOffered(m *mounted) *bool {
 	if err != nil {
 		return nil
 	}
+	return passthroughInLog(b)
+}
+
+func passthroughInLog(b []byte) *bool {
 	sm := passthroughRe.FindSubmatch(b)
 	if sm == nil {
 		return nil
