@@ -183,7 +183,7 @@ func startMount(ctx context.Context, s mountSetup) (d *mountDaemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.warmer = newMountWalker(d.m.Dir(), s.cfg.PrefetchWorkers)
+	d.warmer = newWalkerProcess(d.m.Dir(), s.cfg.PrefetchWorkers)
 	d.metrics.Watch(metrics.Sources{Cache: d.cache.Stats, CacheCap: d.cache.MaxBytes(), Prefetch: d.pf.Stats, BudgetLeft: d.budgetLeft})
 	if err := d.startServices(); err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ func newApp() *cli.App {
 			demoCommand(),
 			serveCommand(),
 			daemonChild(),
+			warmWalkChild(),
 		},
 	}
 }

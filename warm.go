@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v2"
 
 	"github.com/pictofs/pictofs/internal/control"
 )
@@ -21,7 +26,7 @@ import (
 // dataset, or of one folder of it, reporting progress as it goes.
 //
 // It is the shape of catalog.(*Catalog).Warm, which the lead supplies; until
-// it lands, mountWalker stands in by reading the files through the mount.
+// it lands, walkerProcess stands in by reading the files through the mount.
 // What main relies on (see the report):
 //   - subdir is a folder under images/ in entry names ("" = the whole
 //     dataset); its documents under annotations/ are warmed with it;
@@ -49,13 +54,94 @@ var errWarmTooBig = errors.New("does not fit the cache")
 // maxFailedPaths bounds the failures a warm result lists.
 const maxFailedPaths = 20
 
-// mountWalker is the stand-in warmEngine: it lists the files of the folder
-// through the mount and reads each one, in parallel, so that the mount
-// fetches them into the cache.
+// walkerProcess is the stand-in warmEngine: it runs mountWalker in a child
+// process (the hidden warm-walk command) and relays its progress. It must be
+// another process: a daemon reading its own mount can never be killed while
+// a read waits, since the kernel waits for the daemon's answer without
+// giving up, and the daemon cannot exit while that thread waits.
 //
 // TEMPORARY: replace with catalog.(*Catalog).Warm when the lead's catalog
-// lands (then warm also works without a mount, and does not pay a FUSE round
-// trip per file).
+// lands (then the warm needs no mount, no child, and no FUSE round trip per
+// file, and cancelling it cancels its fetches).
+type walkerProcess struct {
+	mountpoint string
+	workers    int
+}
+
+func newWalkerProcess(mountpoint string, workers int) *walkerProcess {
+	return &walkerProcess{mountpoint: mountpoint, workers: workers}
+}
+
+func (w *walkerProcess) Warm(ctx context.Context, dataset, subdir string, opts warmOptions, progress func(control.WarmProgress)) (control.WarmResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return control.WarmResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, exe, warmWalkCommand, "--mountpoint", w.mountpoint, "--dataset", dataset,
+		"--subdir", subdir, "--max-bytes", strconv.FormatInt(opts.MaxBytes, 10), "--workers", strconv.Itoa(w.workers))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return control.WarmResult{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return control.WarmResult{}, err
+	}
+	defer cmd.Wait()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var line control.WarmLine
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return control.WarmResult{}, fmt.Errorf("warm walker: %w", err)
+		}
+		switch {
+		case line.Progress != nil:
+			progress(*line.Progress)
+		case line.Error != "":
+			return control.WarmResult{}, errors.New(line.Error)
+		case line.Result != nil:
+			return *line.Result, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return control.WarmResult{}, err
+	}
+	return control.WarmResult{}, fmt.Errorf("warm walker ended without a result: %v", cmd.Wait())
+}
+
+// warmWalkCommand is the hidden command that walkerProcess runs.
+const warmWalkCommand = "warm-walk"
+
+func warmWalkChild() *cli.Command {
+	return &cli.Command{
+		Name:   warmWalkCommand,
+		Hidden: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "mountpoint"}, &cli.StringFlag{Name: "dataset"}, &cli.StringFlag{Name: "subdir"},
+			&cli.Int64Flag{Name: "max-bytes"}, &cli.IntFlag{Name: "workers"},
+		},
+		Action: func(cc *cli.Context) error {
+			var mu sync.Mutex // guards enc
+			enc := json.NewEncoder(os.Stdout)
+			w := newMountWalker(cc.String("mountpoint"), cc.Int("workers"))
+			res, err := w.Warm(cc.Context, cc.String("dataset"), cc.String("subdir"), warmOptions{MaxBytes: cc.Int64("max-bytes")},
+				func(p control.WarmProgress) {
+					mu.Lock()
+					defer mu.Unlock()
+					enc.Encode(control.WarmLine{Progress: &p})
+				})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				return enc.Encode(control.WarmLine{Error: err.Error()})
+			}
+			return enc.Encode(control.WarmLine{Result: &res})
+		},
+	}
+}
+
+// mountWalker lists the files of a folder through the mount and reads each
+// one, in parallel, so that the mount fetches them into the cache.
 type mountWalker struct {
 	mountpoint string
 	workers    int
