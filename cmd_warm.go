@@ -255,6 +255,7 @@ func (o *warmOutput) progress(p control.WarmProgress) {
 			o.bar = progressbar.NewOptions64(p.TotalBytes,
 				progressbar.OptionSetWriter(o.w),
 				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowCount(),
 				progressbar.OptionSetPredictTime(true),
 				progressbar.OptionSetWidth(30),
 				progressbar.OptionThrottle(100*time.Millisecond),
