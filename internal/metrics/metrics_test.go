@@ -39,7 +39,9 @@ func TestHourWindow(t *testing.T) {
 func TestExposition(t *testing.T) {
 	m := New()
 	m.Watch(Sources{
-		Cache:      func() blobcache.Stats { return blobcache.Stats{Bytes: 100, Reserved: 20, Hits: 3, Misses: 2, Evictions: 1} },
+		Cache: func() blobcache.Stats {
+			return blobcache.Stats{Bytes: 100, Reserved: 20, Hits: 3, Misses: 2, Evictions: 1}
+		},
 		CacheCap:   1000,
 		Prefetch:   func() prefetch.Stats { return prefetch.Stats{Queued: 5, InFlight: 2} },
 		BudgetLeft: func() (int, bool) { return 42, true },
