@@ -14,12 +14,13 @@ import (
 // storage attempt, and the bytes received from storage.
 //
 // TEMPORARY in part, until client.Options.OnRequest (branch contract) is
-// merged. Then the API side becomes
+// merged. Then:
 //
 //	opts.OnRequest = func(ev client.RequestEvent) { met.ObserveRequest(metrics.RequestEvent(ev)) }
 //
-// and apiTransport and routeOf go; the storage transport stays, counting
-// bytes only (OnRequest reports the storage attempts).
+// (the two event types have the same fields, so the conversion compiles);
+// opts.HTTPClient is no longer set and routeOf goes; the storage transport
+// stays but only counts body bytes (OnRequest reports storage attempts).
 func observeClient(opts *client.Options, met *metrics.Metrics) {
 	opts.HTTPClient = &http.Client{Transport: &observedTransport{base: clientTransport(64, false), met: met}}
 	opts.StorageClient = &http.Client{Transport: &observedTransport{base: clientTransport(256, true), met: met, storage: true}}
@@ -44,7 +45,7 @@ type observedTransport struct {
 func (t *observedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
-	ev := metrics.RequestEvent{Storage: t.storage, Duration: time.Since(start), Err: err}
+	ev := metrics.RequestEvent{Route: req.Method + " {signed_url}", Storage: t.storage, Duration: time.Since(start), Err: err}
 	if !t.storage {
 		ev.Route = routeOf(req.Method, req.URL.Path)
 	}
@@ -74,32 +75,40 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// routeLiterals are the path segments of the contract's routes that are not
-// parameters.
-var routeLiterals = map[string]bool{
-	"datasets": true, "images": true, "annotations": true, "organizations": true, "me": true,
-	"download": true, "file": true, "upload-url": true, "register": true, "exports": true, "bulk": true,
-}
-
-// routeOf is the route pattern of an API path: "GET /datasets/{param}/download".
+// routeOf is the contract's route pattern of an API path, as
+// client.RequestEvent.Route names it: "GET /datasets/{dataset}/download".
 func routeOf(method, path string) string {
-	path = strings.TrimPrefix(path, client.APIPrefix)
-	segs := strings.Split(strings.Trim(path, "/"), "/")
-	var b strings.Builder
-	for i, s := range segs {
-		switch {
-		case routeLiterals[s] && !(i > 0 && segs[0] == "images"):
-			b.WriteString("/" + s)
-		case segs[0] == "images" && i >= 2:
-			if i == 2 {
-				b.WriteString("/{path...}")
-			}
-		default:
-			b.WriteString("/{param}")
+	segs := strings.Split(strings.Trim(strings.TrimPrefix(path, client.APIPrefix), "/"), "/")
+	var p string
+	switch {
+	case len(segs) == 1:
+		p = "/" + segs[0] + "/"
+	case segs[0] == "organizations":
+		p = "/organizations/me"
+	case segs[0] == "datasets":
+		p = "/datasets/{dataset}"
+		if len(segs) > 2 {
+			p += "/" + segs[2]
 		}
+	case segs[0] == "images" && len(segs) == 2:
+		p = "/images/" + segs[1]
+	case segs[0] == "images":
+		p = "/images/{dataset}/{image_path}"
+	case segs[0] == "annotations" && len(segs) == 2:
+		p = "/annotations/" + segs[1]
+	case segs[0] == "annotations" && method == http.MethodGet && len(segs) == 3 && segs[2] == "file":
+		p = "/annotations/{image_id}/file"
+	case segs[0] == "annotations":
+		p = "/annotations/{dataset}/{image_path}"
+	case segs[0] == "exports" && segs[1] == "bulk-delete":
+		p = "/exports/bulk-delete"
+	case segs[0] == "exports":
+		p = "/exports/{export}"
+		if len(segs) > 2 {
+			p += "/" + segs[2]
+		}
+	default:
+		p = "{unknown}"
 	}
-	if strings.HasSuffix(path, "/") {
-		b.WriteString("/")
-	}
-	return method + " " + b.String()
+	return method + " " + p
 }

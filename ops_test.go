@@ -130,7 +130,7 @@ func TestMetricsDuringRead(t *testing.T) {
 	grew(`pictofs_cache_fills_total`, 1)
 	grew(`pictofs_cache_misses_total`, 1)
 	grew(`pictofs_prefetch_fetched_total`, 1)
-	grew(`pictofs_api_requests_total{route="GET /datasets/{param}/download",status="200"}`, 1)
+	grew(`pictofs_api_requests_total{route="GET /datasets/{dataset}/download",status="200"}`, 1)
 	if after["pictofs_cache_bytes"] < float64(st.Size()) {
 		t.Errorf("pictofs_cache_bytes = %v after the read; want at least %d", after["pictofs_cache_bytes"], st.Size())
 	}
