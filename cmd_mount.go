@@ -135,13 +135,13 @@ type mountDaemon struct {
 // startMount checks the key, opens the cache, mounts, and starts the control
 // socket and the metrics and profile listeners. The caller closes the
 // daemon once it stops serving.
-func startMount(ctx context.Context, s mountSetup) (d *mountDaemon, err error) {
+func startMount(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) {
 	tuneGC()
 	org, err := checkKey(ctx, s.api, s.keySource)
 	if err != nil {
 		return nil, err
 	}
-	d = &mountDaemon{cfg: s.cfg, log: s.log, api: s.api, org: org, metrics: s.metrics, started: time.Now()}
+	d := &mountDaemon{cfg: s.cfg, log: s.log, api: s.api, org: org, metrics: s.metrics, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.close()
