@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,11 +32,16 @@ import (
 const warmLineEvery = 5 * time.Second
 
 func warmCommand() *cli.Command {
-	flags := append([]cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "dataset", Usage: "warm this dataset without a running mount (uses --cache-dir and the API flags)", EnvVars: []string{"PICTOFS_WARM_DATASET"}},
 		&cli.StringFlag{Name: "subdir", Usage: "with --dataset: only this folder under images/ (and its annotation documents)"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "print plain progress lines even on a terminal"},
-	}, mountFlags(true)...)
+	}
+	for _, f := range mountFlags(true) {
+		if !slices.Contains(mountOnlyFlags, f.Names()[0]) {
+			flags = append(flags, f)
+		}
+	}
 	return &cli.Command{
 		Name:  "warm",
 		Usage: "fill the disk cache with a dataset's images and annotation documents before training",
@@ -84,6 +90,10 @@ func warmCommand() *cli.Command {
 		},
 	}
 }
+
+// mountOnlyFlags are the mount flags that mean nothing to a warm (their
+// zero values are valid, so mountConfigFrom may read them).
+var mountOnlyFlags = []string{"daemon", "read-only", "allow-other", "debug-fuse", "metrics-addr", "pprof-addr", "shutdown-grace"}
 
 // errWarmFailed marks a warm that ran to its end with failed files.
 var errWarmFailed = errors.New("some files failed")
