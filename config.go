@@ -141,7 +141,11 @@ func mountConfigFrom(cc *cli.Context, mountpoint string) mountConfig {
 
 // check validates every field, expands paths (relative, ~) to absolute ones
 // and parses sizes. It is the one place main validates a mount's flags;
-// every error names the flag and the value.
+// every error names the flag and the value. The range checks of other
+// packages' options (prefetch workers, cache size and free share, status
+// filter, request budget) belong in those packages' constructors; they stay
+// here until their owners move them, and then this keeps only what is
+// main's: paths, sizes as text, addresses, log settings.
 func (c *mountConfig) check() error {
 	var err error
 	if c.Mountpoint, err = expandPath(c.Mountpoint); err != nil {
