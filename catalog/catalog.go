@@ -116,9 +116,26 @@ func (c *Catalog) Stats() Stats {
 	}
 }
 
-// Abort cancels every in-flight request and background job of the catalog at
-// once. Waiting callers get an error.
-func (c *Catalog) Abort() { c.cancel() }
+// Abort cancels every in-flight request, fetch and background job of the
+// catalog at once, and closes the Prefetcher: waiting callers get an error,
+// and neither the catalog nor the Prefetcher may be used afterwards.
+func (c *Catalog) Abort() {
+	c.cancel()
+	c.opts.Prefetcher.Close()
+}
+
+// ListedNames returns the entry names of the datasets at the root as last
+// listed (none before the first listing), sorted, without listing.
+func (c *Catalog) ListedNames() []string {
+	c.rootMu.Lock()
+	names := make([]string, 0, len(c.datasets))
+	for name := range c.datasets {
+		names = append(names, name)
+	}
+	c.rootMu.Unlock()
+	sort.Strings(names)
+	return names
+}
 
 // Close stops background work and deletes the exports this catalog made
 // and still holds, within ctx (where the role allows; a refusal is logged

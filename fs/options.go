@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/pictofs/pictofs/catalog"
@@ -26,6 +27,9 @@ type Options struct {
 
 	// UID and GID own every entry. Default: the mounting process's.
 	UID, GID uint32
+	// ReadOnly mounts read-only: the kernel refuses every write (mkdir,
+	// rmdir and rename of datasets too) with EROFS.
+	ReadOnly bool
 	// AllowOther lets other users see the mount (needs user_allow_other
 	// for non-root users).
 	AllowOther bool
@@ -40,6 +44,12 @@ type Options struct {
 	FSName string
 
 	Logger *slog.Logger
+
+	// ObserveOp, if set, is called after every FUSE operation with its
+	// name ("lookup", "getattr", "open", "read", "readdirplus", …), the
+	// time its handler took and the errno it answered (0 for success). It
+	// runs on the request's goroutine, outside any lock: keep it cheap.
+	ObserveOp func(op string, d time.Duration, errno syscall.Errno)
 }
 
 func (o *Options) validate() error {
