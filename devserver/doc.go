@@ -17,6 +17,7 @@
 // with the MAC, keyed by a per-data-dir secret, over "GET\n/o/{image_id}\n{expires}";
 // upload URLs are the same with PUT and /u/{upload_id}. It must not know anything about the
 // client, the cache, the prefetcher or the filesystem: it imports nothing of
-// this module except the model types of package client, so that the two
-// implementations of the contract can only agree through the wire format.
+// this module, not even in its tests. Its wire types (wire.go) are its own,
+// so that the two implementations of the contract can only agree through the
+// wire format.
 package devserver

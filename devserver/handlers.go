@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pictofs/pictofs/client"
 )
 
 func (s *Server) routes(mux *http.ServeMux) {
@@ -170,8 +169,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // page is a clamped limit/offset pair and its pagination object.
-func pagination(limit, offset, got, total int) client.Pagination {
-	return client.Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+got < total}
+func pagination(limit, offset, got, total int) Pagination {
+	return Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+got < total}
 }
 
 // ---- datasets ----
@@ -181,8 +180,8 @@ type dataEnvelope struct {
 }
 
 type listEnvelope struct {
-	Data       any               `json:"data"`
-	Pagination client.Pagination `json:"pagination"`
+	Data       any        `json:"data"`
+	Pagination Pagination `json:"pagination"`
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -204,7 +203,7 @@ func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	out := make([]client.Dataset, 0, len(rows))
+	out := make([]Dataset, 0, len(rows))
 	for _, d := range rows {
 		out = append(out, s.datasetJSON(d))
 	}
@@ -216,7 +215,7 @@ func (s *Server) createDatasetHandler(w http.ResponseWriter, r *http.Request, p 
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.CreateDatasetRequest
+	var req CreateDatasetRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -228,7 +227,7 @@ func (s *Server) createDatasetHandler(w http.ResponseWriter, r *http.Request, p 
 	return nil
 }
 
-func (s *Server) createDataset(ctx context.Context, orgID string, req client.CreateDatasetRequest) (*datasetRow, error) {
+func (s *Server) createDataset(ctx context.Context, orgID string, req CreateDatasetRequest) (*datasetRow, error) {
 	if err := validName("name", req.Name); err != nil {
 		return nil, err
 	}
@@ -243,7 +242,7 @@ func (s *Server) createDataset(ctx context.Context, orgID string, req client.Cre
 	}
 	classes := req.Classes
 	if classes == nil {
-		classes = []client.Class{}
+		classes = []Class{}
 	}
 	tj, err := json.Marshal(types)
 	if err != nil {
@@ -291,13 +290,13 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request, p *principal
 		return err
 	}
 	base := requestBase(r)
-	imgs := make([]client.Image, 0, len(rows))
+	imgs := make([]Image, 0, len(rows))
 	for _, im := range rows {
 		imgs = append(imgs, s.imageJSON(base, im))
 	}
 	type withImages struct {
-		client.Dataset
-		Images []client.Image `json:"images"`
+		Dataset
+		Images []Image `json:"images"`
 	}
 	writeJSON(w, http.StatusOK, dataEnvelope{Data: withImages{Dataset: s.datasetJSON(d), Images: imgs}})
 	return nil
@@ -307,7 +306,7 @@ func (s *Server) updateDataset(w http.ResponseWriter, r *http.Request, p *princi
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.UpdateDatasetRequest
+	var req updateDatasetRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -332,7 +331,7 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request, p *princi
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.DeleteResult{ID: d.id, Name: d.name, Deleted: true, ImagesDeleted: n}})
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: deleteResult{ID: d.id, Name: d.name, Deleted: true, ImagesDeleted: n}})
 	return nil
 }
 
@@ -370,9 +369,9 @@ func (s *Server) downloadListing(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	storage := s.storageBase(r)
 	exp := s.expiry(time.Now())
-	items := make([]client.DownloadItem, 0, len(rows))
+	items := make([]downloadItem, 0, len(rows))
 	for _, im := range rows {
-		it := client.DownloadItem{
+		it := downloadItem{
 			ID: im.id, Filename: im.filename, FileSize: im.fileSize, AnnotationCount: im.annotationCount,
 			ImageURL: s.signedURL(storage, http.MethodGet, objectPath(im.id), exp),
 		}
@@ -382,7 +381,7 @@ func (s *Server) downloadListing(w http.ResponseWriter, r *http.Request, p *prin
 		items = append(items, it)
 	}
 	s.stats.downloadListings.Add(1)
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.DownloadListing{ID: d.id, Items: items, TotalItems: total}})
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: downloadListing{ID: d.id, Items: items, TotalItems: total}})
 	return nil
 }
 
@@ -440,7 +439,7 @@ func (s *Server) listImagesHandler(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	base := requestBase(r)
-	out := make([]client.Image, 0, len(rows))
+	out := make([]Image, 0, len(rows))
 	for _, im := range rows {
 		out = append(out, s.imageJSON(base, im))
 	}
@@ -488,7 +487,7 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, p *principal)
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.UploadURLRequest
+	var req uploadURLRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -512,7 +511,7 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, p *principal)
 		return err
 	}
 	u := s.signedURL(s.storageBase(r), http.MethodPut, uploadPath(target.id), now.Add(ttl).Unix())
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.UploadURL{
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: uploadURL{
 		Filename: target.filename, DirectoryPath: target.dir, UploadURL: u,
 		ExpiresInMinutes: max(1, int(ttl/time.Minute)),
 	}})
@@ -549,7 +548,7 @@ func (s *Server) registerImage(w http.ResponseWriter, r *http.Request, p *princi
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.RegisterImageRequest
+	var req registerImageRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -648,7 +647,7 @@ func (s *Server) saveAnnotations(w http.ResponseWriter, r *http.Request, p *prin
 		return err
 	}
 	var req struct {
-		Annotations *[]client.Annotation `json:"annotations"`
+		Annotations *[]Annotation `json:"annotations"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
@@ -675,16 +674,16 @@ func (s *Server) saveAnnotations(w http.ResponseWriter, r *http.Request, p *prin
 	return nil
 }
 
-var geometryOf = map[string]func(a *client.Annotation) bool{
-	"bbox":     func(a *client.Annotation) bool { return a.BoundingBox != nil },
-	"polygon":  func(a *client.Annotation) bool { return a.Polygon != nil },
-	"polyline": func(a *client.Annotation) bool { return a.Polyline != nil },
-	"keypoint": func(a *client.Annotation) bool { return a.Keypoint != nil },
+var geometryOf = map[string]func(a *Annotation) bool{
+	"bbox":     func(a *Annotation) bool { return a.BoundingBox != nil },
+	"polygon":  func(a *Annotation) bool { return a.Polygon != nil },
+	"polyline": func(a *Annotation) bool { return a.Polyline != nil },
+	"keypoint": func(a *Annotation) bool { return a.Keypoint != nil },
 }
 
 // annotationsJSON validates annotations, gives ids to those without, and
 // encodes them as the stored JSON array.
-func annotationsJSON(anns []client.Annotation) (string, error) {
+func annotationsJSON(anns []Annotation) (string, error) {
 	for i := range anns {
 		a := &anns[i]
 		has, ok := geometryOf[a.Type]
@@ -703,7 +702,7 @@ func annotationsJSON(anns []client.Annotation) (string, error) {
 		}
 	}
 	if anns == nil {
-		anns = []client.Annotation{}
+		anns = []Annotation{}
 	}
 	b, err := json.Marshal(anns)
 	if err != nil {
@@ -720,7 +719,7 @@ func (s *Server) organizationMe(w http.ResponseWriter, r *http.Request, p *princ
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Organization client.Organization `json:"organization"`
-	}{client.Organization{ID: o.id, Name: o.name, Plan: o.plan, Role: p.role}})
+		Organization organization `json:"organization"`
+	}{organization{ID: o.id, Name: o.name, Plan: o.plan, Role: p.role}})
 	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 const (
@@ -149,32 +147,38 @@ func checkErrorBody(t *testing.T, what string, r response, wantCode string) {
 	}
 }
 
+// annotationDocument decodes the body of GET /annotations/{image_id}/file.
+type annotationDocument struct {
+	Image       string       `json:"image"`
+	Annotations []Annotation `json:"annotations"`
+}
+
 type datasetEnvelope struct {
-	Data client.Dataset `json:"data"`
+	Data Dataset `json:"data"`
 }
 
 type datasetsEnvelope struct {
-	Data       []client.Dataset   `json:"data"`
-	Pagination *client.Pagination `json:"pagination"`
+	Data       []Dataset   `json:"data"`
+	Pagination *Pagination `json:"pagination"`
 }
 
 type imagesEnvelope struct {
-	Data       []client.Image     `json:"data"`
-	Pagination *client.Pagination `json:"pagination"`
+	Data       []Image     `json:"data"`
+	Pagination *Pagination `json:"pagination"`
 }
 
 type listingEnvelope struct {
-	Data client.DownloadListing `json:"data"`
+	Data downloadListing `json:"data"`
 }
 
 // addImages adds n small images named 000.png… to dataset in dir.
-func addImages(t *testing.T, s *Server, org, dataset, dir string, n int, withAnn bool) []*client.Image {
+func addImages(t *testing.T, s *Server, org, dataset, dir string, n int, withAnn bool) []*Image {
 	t.Helper()
-	var out []*client.Image
+	var out []*Image
 	for i := range n {
-		var anns []client.Annotation
+		var anns []Annotation
 		if withAnn {
-			anns = []client.Annotation{{Name: "circle", Type: "bbox", BoundingBox: &client.BoundingBox{X: 1, Y: 2, W: 3, H: 4}}}
+			anns = []Annotation{{Name: "circle", Type: "bbox", BoundingBox: &BoundingBox{X: 1, Y: 2, W: 3, H: 4}}}
 		}
 		data := []byte(strings.Repeat(string(rune('a'+i%26)), 100+i))
 		im, err := s.AddImage(context.Background(), org, dataset, dir, pad3(i)+".png", "image/png", data, anns)

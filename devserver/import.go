@@ -14,15 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // ImportDir creates dataset name in orgID from the image files under dir:
 // subdirectories become directory paths, files are typed by extension
 // (files that are not images, and hidden ones, are skipped). A sidecar
 // "<file>.json" holding {"annotations": […]} gives an image its annotations.
-func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*client.Dataset, error) {
+func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*Dataset, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: import %s: %w", dir, err)
@@ -59,7 +57,7 @@ func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*clien
 	if err != nil {
 		return nil, fmt.Errorf("devserver: import %s: %w", dir, err)
 	}
-	d, err := s.createDataset(ctx, orgID, client.CreateDatasetRequest{
+	d, err := s.createDataset(ctx, orgID, CreateDatasetRequest{
 		Name:        name,
 		Description: fmt.Sprintf("imported from %s", filepath.Base(dir)),
 	})
@@ -93,7 +91,7 @@ func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*clien
 		}
 		if side, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.rel)) + ".json"); err == nil {
 			var doc struct {
-				Annotations []client.Annotation `json:"annotations"`
+				Annotations []Annotation `json:"annotations"`
 			}
 			if err := json.Unmarshal(side, &doc); err != nil {
 				return nil, fmt.Errorf("annotations of %s: %w", f.rel, err)

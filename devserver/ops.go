@@ -12,13 +12,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // CreateDataset creates a dataset in orgID, as POST /datasets/ does
 // (errors match ErrInvalid, ErrConflict, ErrPlanLimit).
-func (s *Server) CreateDataset(ctx context.Context, orgID string, req client.CreateDatasetRequest) (*client.Dataset, error) {
+func (s *Server) CreateDataset(ctx context.Context, orgID string, req CreateDatasetRequest) (*Dataset, error) {
 	d, err := s.createDataset(ctx, orgID, req)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: create dataset: %w", err)
@@ -28,7 +26,7 @@ func (s *Server) CreateDataset(ctx context.Context, orgID string, req client.Cre
 }
 
 // Dataset returns a dataset of orgID by name or id (ErrNotFound if none).
-func (s *Server) Dataset(ctx context.Context, orgID, ref string) (*client.Dataset, error) {
+func (s *Server) Dataset(ctx context.Context, orgID, ref string) (*Dataset, error) {
 	d, err := s.st.dataset(ctx, s.st.r, orgID, ref)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: dataset: %w", err)
@@ -45,7 +43,7 @@ func (s *Server) Dataset(ctx context.Context, orgID, ref string) (*client.Datase
 // data when it is a PNG, JPEG or GIF. An empty contentType is guessed from
 // the filename's extension.
 func (s *Server) AddImage(ctx context.Context, orgID, dataset, directoryPath, filename, contentType string,
-	data []byte, anns []client.Annotation) (*client.Image, error) {
+	data []byte, anns []Annotation) (*Image, error) {
 	d, err := s.st.dataset(ctx, s.st.r, orgID, dataset)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: add image: %w", err)
@@ -103,7 +101,7 @@ func (s *Server) SetImageStatus(ctx context.Context, orgID, imageID, status stri
 
 // SetAnnotations replaces an image's annotations, as PUT
 // /annotations/{image_id}/file does.
-func (s *Server) SetAnnotations(ctx context.Context, orgID, imageID string, anns []client.Annotation) error {
+func (s *Server) SetAnnotations(ctx context.Context, orgID, imageID string, anns []Annotation) error {
 	im, err := s.st.imageByID(ctx, orgID, imageID)
 	if err != nil {
 		return fmt.Errorf("devserver: set annotations: %w", err)

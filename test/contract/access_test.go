@@ -41,7 +41,7 @@ func TestRoles(t *testing.T) {
 				t.Errorf("Me: got %+v, %v; want organization %s, role %s", me, err, org, tt.role)
 			}
 			own := "of-" + tt.role
-			if _, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: own}); err != nil {
+			if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: own}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.GetDataset(ctx, own); err != nil {
