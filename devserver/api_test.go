@@ -17,7 +17,7 @@ func TestDatasetListPagingWithClampedCap(t *testing.T) {
 	s := startServer(t, Options{DatasetListCap: 3})
 	ctx := context.Background()
 	for i := range 7 {
-		if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: fmt.Sprintf("ds-%d", i)}); err != nil {
+		if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: fmt.Sprintf("ds-%d", i), Classes: testClasses}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -59,7 +59,7 @@ func TestDatasetListPagingWithClampedCap(t *testing.T) {
 func TestImagePagingCaps(t *testing.T) {
 	s := startServer(t, Options{ImagesLimitCap: 4, ImageListCap: 3, DownloadCap: 5})
 	ctx := context.Background()
-	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "caps"})
+	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "caps", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestImagePagingCaps(t *testing.T) {
 func TestImageObjectFields(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "f"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "f", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, s.DefaultOrg(), "f", "/val", 1, true)
@@ -178,7 +178,7 @@ func TestImageObjectFields(t *testing.T) {
 func TestAnotherOrganizationGets404(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "mine"})
+	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "mine", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,10 +234,10 @@ func TestErrorStatuses(t *testing.T) {
 		}
 		keys[role] = k
 	}
-	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "taken"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "taken", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "other"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "other", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, org, "other", "/x", 2, false)
@@ -291,7 +291,7 @@ func TestErrorStatuses(t *testing.T) {
 	}
 	// The delete reported its images, and they are gone.
 	a := newAPI(t, s, testAdminKey)
-	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "del"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "del", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, org, "del", "/", 3, true)
@@ -446,7 +446,7 @@ func TestOrganizationsMe(t *testing.T) {
 func TestUploadRegisterAndAnnotations(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "up"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "up", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	a := newAPI(t, s, testMemberKey)
@@ -513,11 +513,14 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 	}
 	anns := map[string]any{"annotations": []map[string]any{
 		{"name": "circle", "type": "bbox", "bounding_box": map[string]float64{"x": 1, "y": 2, "w": 3, "h": 4}},
-		{"name": "tip", "type": "keypoint", "keypoint": map[string]float64{"x": 5, "y": 6}},
+		{"name": "x", "type": "keypoint", "keypoint": map[string]float64{"x": 5, "y": 6}},
 	}}
-	mustStatus(t, "save annotations", a.do(http.MethodPut, "/annotations/"+im.Data.ID+"/file", anns), http.StatusOK)
-	if r := a.do(http.MethodPut, "/annotations/"+im.Data.ID+"/file", map[string]any{"annotations": []map[string]any{{"name": "x", "type": "bbox"}}}); r.status != http.StatusUnprocessableEntity {
+	mustStatus(t, "save annotations", a.do(http.MethodPost, "/annotations/up/train/x.png", anns), http.StatusOK)
+	if r := a.do(http.MethodPost, "/annotations/up/train/x.png", map[string]any{"annotations": []map[string]any{{"name": "x", "type": "bbox"}}}); r.status != http.StatusUnprocessableEntity {
 		t.Errorf("annotation without geometry: got %d, want 422", r.status)
+	}
+	if r := a.do(http.MethodPut, "/annotations/"+im.Data.ID+"/file", anns); r.status != http.StatusMethodNotAllowed && r.status != http.StatusNotFound {
+		t.Errorf("PUT /annotations/{id}/file (not in the contract): got %d, want 404 or 405", r.status)
 	}
 	var got annotationDocument
 	a.do(http.MethodGet, "/annotations/"+im.Data.ID+"/file", nil).decode(t, &got)
@@ -542,8 +545,8 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 	}
 	var img struct{ Data []Image }
 	a.do(http.MethodGet, "/images/?dataset=up&directory_path=train&filename=x.png", nil).decode(t, &img)
-	if len(img.Data) != 1 || img.Data[0].AnnotationCount != 2 || img.Data[0].Status != "annotate" {
-		t.Errorf("image after saving annotations: got %+v", img.Data)
+	if len(img.Data) != 1 || img.Data[0].AnnotationCount != 2 || img.Data[0].Status != "new" {
+		t.Errorf("image after saving annotations: got %+v, want 2 annotations and the status unchanged (new)", img.Data)
 	}
 }
 
@@ -559,7 +562,7 @@ func mustKey(t *testing.T, s *Server, role string) string {
 func TestStatusFilters(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "st"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "st", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	ims := addImages(t, s, s.DefaultOrg(), "st", "/", 5, false)
@@ -590,7 +593,7 @@ func TestHostileNamesAreReachable(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
 	org := s.DefaultOrg()
-	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "h ?#%"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "h ?#%", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("n", 1000)
@@ -650,7 +653,7 @@ func TestHostileNamesAreReachable(t *testing.T) {
 func TestConcurrentReaders(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "c"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "c", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, s.DefaultOrg(), "c", "/", 20, true)
@@ -683,7 +686,7 @@ func TestConcurrentReaders(t *testing.T) {
 func TestPagingSeesWrites(t *testing.T) {
 	s := startServer(t, Options{ImageListCap: 2})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "w"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "w", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, s.DefaultOrg(), "w", "/b", 4, false)

@@ -78,7 +78,7 @@ func (s *Server) seedDemo(ctx context.Context, orgID, name string, n int, progre
 		if err != nil {
 			return nil, err
 		}
-		doc, err := annotationsJSON(g.anns)
+		doc, err := checkedAnnotations(g.anns, DemoClasses)
 		if err != nil {
 			return nil, err
 		}

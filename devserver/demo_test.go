@@ -219,7 +219,7 @@ func TestGoAPIErrors(t *testing.T) {
 	s := startServer(t, Options{MaxDatasetsPerOrg: 1})
 	ctx := context.Background()
 	org := s.DefaultOrg()
-	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "one"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "one", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -227,9 +227,9 @@ func TestGoAPIErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"duplicate", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "one"})), ErrConflict},
-		{"over the cap", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "two"})), ErrPlanLimit},
-		{"bad name", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "a/b"})), ErrInvalid},
+		{"duplicate", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "one", Classes: testClasses})), ErrConflict},
+		{"over the cap", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "two", Classes: testClasses})), ErrPlanLimit},
+		{"bad name", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "a/b", Classes: testClasses})), ErrInvalid},
 		{"unknown dataset", second(s.AddImage(ctx, org, "nope", "/", "x", "image/png", nil, nil)), ErrNotFound},
 		{"unknown role", second(s.CreateKey(ctx, org, "boss")), ErrInvalid},
 		{"unknown org", second(s.CreateKey(ctx, "nope", "admin")), ErrNotFound},

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -111,6 +113,17 @@ func (a *api) do(method, path string, body any, hdr ...string) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// message is the "detail" of an error answer, or its whole body.
+func (r response) message() string {
+	var e struct {
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(r.body, &e) == nil && e.Detail != "" {
+		return e.Detail
+	}
+	return string(r.body)
+}
+
 // mustStatus fails the test unless r has status want.
 func mustStatus(t *testing.T, what string, r response, want int) {
 	t.Helper()
@@ -171,6 +184,9 @@ type listingEnvelope struct {
 	Data downloadListing `json:"data"`
 }
 
+// testClasses are the classes of the datasets tests make.
+var testClasses = []Class{{Name: "circle", Type: "bbox"}, {Name: "x", Type: "keypoint"}}
+
 // addImages adds n small images named 000.png… to dataset in dir.
 func addImages(t *testing.T, s *Server, org, dataset, dir string, n int, withAnn bool) []*Image {
 	t.Helper()
@@ -205,4 +221,16 @@ func get(t *testing.T, url string, hdr ...string) response {
 	t.Helper()
 	a := &api{t: t}
 	return a.do(http.MethodGet, url, nil, hdr...)
+}
+
+// writeFile writes data to dir/rel, making the directories on the way.
+func writeFile(t *testing.T, dir, rel string, data []byte) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -23,7 +23,7 @@ func TestLargeDatasetPaging(t *testing.T) {
 	}
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "large"})
+	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "large", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}

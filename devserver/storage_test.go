@@ -30,7 +30,7 @@ func demoBytes(t *testing.T, i int) []byte {
 func listing(t *testing.T, s *Server, name string, n int) ([]downloadItem, map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: name}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: name, Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	byID := map[string][]byte{}
@@ -351,7 +351,7 @@ func TestDeletedBlobsAreCollectedOnRestart(t *testing.T) {
 	}
 	org := s1.DefaultOrg()
 	for _, name := range []string{"gone", "stays"} {
-		if _, err := s1.CreateDataset(ctx, org, CreateDatasetRequest{Name: name}); err != nil {
+		if _, err := s1.CreateDataset(ctx, org, CreateDatasetRequest{Name: name, Classes: testClasses}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -58,8 +58,8 @@ func (s *Server) SeedSynthetic(ctx context.Context, orgID, name string, n, dirs 
 		}
 		blobs[i] = blob{sum: sum, size: int64(len(data))}
 	}
-	doc, err := annotationsJSON([]Annotation{{ID: "synthetic-box", Name: "square", Type: "bbox",
-		BoundingBox: &BoundingBox{X: 2, Y: 2, W: 4, H: 4}}})
+	doc, err := checkedAnnotations([]Annotation{{ID: "synthetic-box", Name: "square", Type: "bbox",
+		BoundingBox: &BoundingBox{X: 2, Y: 2, W: 4, H: 4}}}, []Class{{Name: "square", Type: "bbox"}})
 	if err != nil {
 		return fmt.Errorf("devserver: seed synthetic: %w", err)
 	}

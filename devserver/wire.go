@@ -203,3 +203,104 @@ type registerImageRequest struct {
 	Width         int    `json:"width"`
 	Height        int    `json:"height"`
 }
+
+// bulkUploadRequest is the body of POST /images/bulk-upload-url.
+type bulkUploadRequest struct {
+	Dataset string           `json:"dataset"`
+	Images  []bulkUploadItem `json:"images"`
+}
+
+type bulkUploadItem struct {
+	Filename      string `json:"filename"`
+	DirectoryPath string `json:"directory_path"`
+	ContentType   string `json:"content_type"`
+}
+
+// bulkUploadURLs is the answer of POST /images/bulk-upload-url.
+type bulkUploadURLs struct {
+	UploadURLs       []bulkUploadURL `json:"upload_urls"`
+	ExpiresInMinutes int             `json:"expires_in_minutes"`
+}
+
+type bulkUploadURL struct {
+	Filename      string `json:"filename"`
+	DirectoryPath string `json:"directory_path"`
+	UploadURL     string `json:"upload_url"`
+}
+
+// bulkRegisterRequest is the body of POST /images/bulk-register.
+type bulkRegisterRequest struct {
+	Dataset string             `json:"dataset"`
+	Images  []bulkRegisterItem `json:"images"`
+}
+
+type bulkRegisterItem struct {
+	Filename      string `json:"filename"`
+	DirectoryPath string `json:"directory_path"`
+	FileSize      int64  `json:"file_size"`
+	ContentType   string `json:"content_type"`
+	Width         int    `json:"width"`
+	Height        int    `json:"height"`
+}
+
+// bulkRegisterResult is the answer of POST /images/bulk-register.
+type bulkRegisterResult struct {
+	Succeeded []Image               `json:"succeeded"`
+	Failed    []bulkRegisterFailure `json:"failed"`
+	Count     int                   `json:"count"`
+}
+
+type bulkRegisterFailure struct {
+	Filename      string `json:"filename"`
+	DirectoryPath string `json:"directory_path"`
+	Error         string `json:"error"`
+}
+
+// saveResult is the answer of POST /annotations/{dataset}/{image_path}.
+type saveResult struct {
+	Success       bool   `json:"success"`
+	ImageID       string `json:"image_id"`
+	PreviousCount int    `json:"previous_count"`
+	NewCount      int    `json:"new_count"`
+	Status        string `json:"status"`
+}
+
+// bulkSaveRequest is the body of POST /annotations/bulk.
+type bulkSaveRequest struct {
+	Saves []bulkSaveItem `json:"saves"`
+}
+
+type bulkSaveItem struct {
+	ImageID     string          `json:"image_id"`
+	Annotations json.RawMessage `json:"annotations"`
+}
+
+// bulkSaveResult is the answer of POST /annotations/bulk.
+type bulkSaveResult struct {
+	Saved  []bulkSaved       `json:"saved"`
+	Failed []bulkSaveFailure `json:"failed"`
+}
+
+type bulkSaved struct {
+	ImageID       string `json:"image_id"`
+	PreviousCount int    `json:"previous_count"`
+	NewCount      int    `json:"new_count"`
+	Status        string `json:"status"`
+}
+
+type bulkSaveFailure struct {
+	ImageID string `json:"image_id"`
+	Error   string `json:"error"`
+}
+
+// deleteImageResult is the answer of DELETE /images/{dataset}/{image_path}.
+type deleteImageResult struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+}
+
+// deleteAnnotationsResult is the answer of DELETE /annotations/{dataset}/{image_path}.
+type deleteAnnotationsResult struct {
+	ImageID      string `json:"image_id"`
+	DeletedCount int    `json:"deleted_count"`
+}
