@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -11,7 +12,8 @@ import (
 // Options configures a Server. Zero values take the documented defaults.
 type Options struct {
 	// DataDir holds the SQLite database, the blob store and the key file.
-	// Required; created with mode 0700.
+	// Required (a relative path is taken from the working directory);
+	// created with mode 0700.
 	DataDir string
 
 	// APIAddr and StorageAddr are the listen addresses of the API and of the
@@ -80,6 +82,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.DataDir == "" {
 		return o, errors.New("devserver: Options.DataDir is required")
 	}
+	abs, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return o, fmt.Errorf("devserver: data directory %s: %w", o.DataDir, err)
+	}
+	o.DataDir = abs
 	if o.APIAddr == "" {
 		o.APIAddr = "127.0.0.1:0"
 	}

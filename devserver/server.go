@@ -78,7 +78,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("devserver: create data dir: %w", err)
+		return nil, fmt.Errorf("devserver: create the data directory: %w", err)
 	}
 	blobs, err := newBlobStore(filepath.Join(opts.DataDir, "blobs"))
 	if err != nil {

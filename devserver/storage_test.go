@@ -398,3 +398,15 @@ func TestDeletedBlobsAreCollectedOnRestart(t *testing.T) {
 		t.Errorf("shared blob after restart: got %d %q", r.status, r.body)
 	}
 }
+
+func TestRelativeDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := startServer(t, Options{DataDir: "sv"})
+	wd, _ := os.Getwd()
+	if want := filepath.Join(wd, "sv", KeyFileName); s.KeyFile() != want {
+		t.Errorf("got key file %s, want %s", s.KeyFile(), want)
+	}
+	if _, err := os.Stat(filepath.Join("sv", "pictograph.db")); err != nil {
+		t.Errorf("the database is not in ./sv: %v", err)
+	}
+}
