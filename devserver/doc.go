@@ -98,7 +98,8 @@
 // test or unassigned. Each annotations member holds exactly the bytes that
 // GET /annotations/{image_id}/file answered for that image when the export
 // was built (with a class_filter: that document without the other
-// classes). Why this one: the official SDK's download writes one
+// classes); members are stored, not deflated (the COCO annotations.json
+// is deflated: a reader must take both methods). Why this one: the official SDK's download writes one
 // <filename>.json per image holding exactly the per-image document, keeping
 // the directories, and §10 says a pictograph ZIP has .json members; a
 // per-image layout is the one a reader can match exactly (by directory and

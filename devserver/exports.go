@@ -542,7 +542,9 @@ func memberPath(dir, name string) string {
 // buildPictograph writes annotations/<dir>/<filename>.json per image, each
 // exactly the body of GET /annotations/{image_id}/file (with a class
 // filter: that document with the other classes left out), and with
-// include_images images/<dir>/<filename>.
+// include_images images/<dir>/<filename>. Members are stored, not
+// deflated: a per-image document is a few hundred bytes, and a deflate
+// state per member costs more than it saves (readers take both methods).
 func (s *Server) buildPictograph(ctx context.Context, tx *sql.Tx, zw *zip.Writer, e *exportRow, b *builtExport) error {
 	keep := classSet(e.classes())
 	return eachExportImage(ctx, tx, e, "", func(src *exportSource) error {
@@ -556,7 +558,7 @@ func (s *Server) buildPictograph(ctx context.Context, tx *sql.Tx, zw *zip.Writer
 		}
 		prefix := splitPrefix(e, src.split)
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + "annotations/" + memberPath(src.dir, src.filename) + ".json",
-			Method: zip.Deflate, Modified: fromMicros(e.createdAt)})
+			Method: zip.Store, Modified: fromMicros(e.createdAt)})
 		if err != nil {
 			return fmt.Errorf("zip member: %w", err)
 		}
