@@ -374,7 +374,8 @@ func (c *Client) AllExports(ctx context.Context, q ExportQuery) ([]Export, error
 
 // DeleteExport deletes an export (DELETE /exports/{name}?dataset=…, or
 // /exports/{id} when dataset is ""); it needs an admin or owner key. Any
-// 2xx answer is success, whatever its body.
+// 2xx answer is success, whatever its body. As for DeleteImage, ErrNotFound
+// after a retry may mean the first attempt deleted it.
 func (c *Client) DeleteExport(ctx context.Context, dataset, nameOrID string) error {
 	p, q, err := exportPath(dataset, nameOrID, "")
 	if err != nil {
