@@ -26,6 +26,12 @@ type API interface {
 	OpenSigned(ctx context.Context, signedURL string, offset, length int64) (io.ReadCloser, int64, error)
 	OpenImage(ctx context.Context, dataset, directoryPath, filename string, offset, length int64) (io.ReadCloser, int64, error)
 	AnnotationFile(ctx context.Context, imageID string) ([]byte, error)
+
+	CreateExport(ctx context.Context, req client.CreateExportRequest) (*client.Export, error)
+	GetExport(ctx context.Context, dataset, nameOrID string) (*client.Export, error)
+	ExportDownloadURL(ctx context.Context, dataset, nameOrID string) (string, error)
+	OpenExport(ctx context.Context, link string, offset, length int64) (io.ReadCloser, int64, error)
+	DeleteExport(ctx context.Context, dataset, nameOrID string) error
 }
 
 // budgeter is implemented by an API that keeps a client-side request budget
