@@ -282,15 +282,7 @@ func checkKey(ctx context.Context, api *client.Client, keySource string) (*clien
 }
 
 // budgetLeft is the client's hourly budget left, when there is one.
-//
-// TEMPORARY until client.(*Client).BudgetLeft (branch contract) is merged:
-// then this is `return d.api.BudgetLeft()`.
-func (d *mountDaemon) budgetLeft() (left int, limited bool) {
-	if d.cfg.API.RequestsPerHour <= 0 {
-		return 0, false
-	}
-	return max(d.cfg.API.RequestsPerHour-d.metrics.APIRequestsLastHour(), 0), true
-}
+func (d *mountDaemon) budgetLeft() (left int, limited bool) { return d.api.BudgetLeft() }
 
 func oneArg(cc *cli.Context, name string) (string, error) {
 	if cc.NArg() != 1 {

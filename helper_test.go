@@ -149,26 +149,6 @@ func TestMountConfigCheck(t *testing.T) {
 	}
 }
 
-// TestRouteOf checks the stand-in's routes against the contract's patterns
-// (client.Route*), so metric labels stay the same when OnRequest lands.
-func TestRouteOf(t *testing.T) {
-	tests := []struct{ method, path, want string }{
-		{"GET", "/api/v1/developer/datasets/", "GET /datasets/"},
-		{"GET", "/api/v1/developer/datasets/road-signs", "GET /datasets/{dataset}"},
-		{"GET", "/api/v1/developer/datasets/road-signs/download", "GET /datasets/{dataset}/download"},
-		{"GET", "/api/v1/developer/annotations/0b1c/file", "GET /annotations/{image_id}/file"},
-		{"POST", "/api/v1/developer/annotations/road-signs/train/a.jpg", "POST /annotations/{dataset}/{image_path}"},
-		{"GET", "/api/v1/developer/images/road-signs/train/a/b.jpg", "GET /images/{dataset}/{image_path}"},
-		{"POST", "/api/v1/developer/images/upload-url", "POST /images/upload-url"},
-		{"GET", "/api/v1/developer/organizations/me", "GET /organizations/me"},
-		{"GET", "/api/v1/developer/exports/e1/download", "GET /exports/{export}/download"},
-	}
-	for _, tt := range tests {
-		if got := routeOf(tt.method, tt.path); got != tt.want {
-			t.Errorf("routeOf(%s %s): got %q, want %q", tt.method, tt.path, got, tt.want)
-		}
-	}
-}
 
 // waitGone waits for a process that is not the test's child to exit.
 func waitGone(t *testing.T, pid int, limit time.Duration) {
