@@ -149,7 +149,6 @@ func TestMountConfigCheck(t *testing.T) {
 	}
 }
 
-
 // waitGone waits for a process that is not the test's child to exit.
 func waitGone(t *testing.T, pid int, limit time.Duration) {
 	t.Helper()

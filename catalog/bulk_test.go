@@ -191,7 +191,7 @@ func TestBulkWaitsForTheExportWhenTheBudgetRunsLow(t *testing.T) {
 	srv.ResetStats()
 	e := newEnv(t, srv, "", func(o *catalog.Options) {
 		o.API = api
-		o.Bulk.Wait = -1 // without a low budget, reads would not wait at all
+		o.Bulk.Wait = -1      // without a low budget, reads would not wait at all
 		o.Bulk.LowBudget = 29 // low once the listing is done
 	})
 	readEveryDocument(t, e, "set", route)
