@@ -17,12 +17,13 @@
 // goroutine. [Prefetcher.Enqueue] appends to one FIFO served by
 // Options.Workers workers. A worker takes the head of the queue only when its
 // expected size fits in the window; the window is released when a Get reads
-// the blob, or when the cache evicts or removes it (the workers notice from
-// the cache's eviction and removal counters and re-check the blobs they
-// fetched). A readahead request larger than the window is dropped: it is
-// fetched on demand when read. A request of unknown size is started whenever
-// the window is not full and charged its actual size once fetched, so the
-// window can be exceeded by at most the unknown-size blobs in flight.
+// the blob, or when the cache evicts or removes it (the Prefetcher registers
+// with [blobcache.Cache.OnEvict]; a worker waiting for room is woken by that
+// call, not by a timer). A readahead request larger than the window is
+// dropped: it is fetched on demand when read. A request of unknown size is
+// started whenever the window is not full and charged its actual size once
+// fetched, so the window can be exceeded by at most the unknown-size blobs in
+// flight.
 //
 // The window only guarantees what the cache can: prefetched blobs are
 // unpinned, so they stay cached as long as pinned blobs and on-demand fetches

@@ -207,13 +207,9 @@ func TestEnqueueOrderAndDedup(t *testing.T) {
 	if got := p.Stats().Queued; got != 5 {
 		t.Errorf("queued after duplicates of queued, in-flight and cached keys: got %d, want 5 (2 3 4 5 6)", got)
 	}
-	p.Cancel(func(k blobcache.Key) bool { return k == key(5) })
-	if got := p.Stats().Queued; got != 4 {
-		t.Errorf("queued after Cancel: got %d, want 4", got)
-	}
 	close(src.gate)
 	eventually(t, "the queue to drain", func() bool { st := p.Stats(); return st.Queued == 0 && st.InFlight == 0 })
-	want := []blobcache.Key{key(1), key(2), key(3), key(4), key(6)}
+	want := []blobcache.Key{key(1), key(2), key(3), key(4), key(5), key(6)}
 	src.mu.Lock()
 	got := src.order
 	src.mu.Unlock()
@@ -298,25 +294,74 @@ func TestReadaheadWindow(t *testing.T) {
 	}
 }
 
+// TestWindowReleasedByEviction checks that a prefetched blob the cache lets
+// go unread gives its window room back through the cache's OnEvict call,
+// before the Remove or Fill that evicted it returns (no timer, no polling),
+// and that a worker waiting for room then goes on.
 func TestWindowReleasedByEviction(t *testing.T) {
-	c := newCache(t, 1000)
-	p := newPrefetcher(t, Options{Cache: c, Workers: 2})
-	src := newSource()
-	var reqs []Request
-	for i := range 10 {
-		reqs = append(reqs, src.req(i, 100))
+	// A 1000-byte cache: the window holds 250 bytes, two 100-byte blobs.
+	tests := []struct {
+		name       string
+		evict      func(t *testing.T, c *blobcache.Cache)
+		wantWindow int64
+	}{
+		{"removed", func(t *testing.T, c *blobcache.Cache) { c.Remove(key(0)) }, 100},
+		{"evicted by a fill", func(t *testing.T, c *blobcache.Cache) {
+			h, err := c.Fill(context.Background(), key(100), 1000, func(_ context.Context, w io.Writer) error {
+				_, err := w.Write(data(100, 1000))
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Release()
+		}, 0},
 	}
-	p.Enqueue(reqs)
-	eventually(t, "the window to fill", func() bool { return p.Stats().Fetched == 2 })
-	time.Sleep(10 * time.Millisecond)
-	if got := p.Stats().Fetched; got != 2 {
-		t.Fatalf("fetched with a full window: got %d, want 2", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t, 1000)
+			p := newPrefetcher(t, Options{Cache: c, Workers: 2})
+			src := newSource()
+			p.Enqueue([]Request{src.req(0, 100), src.req(1, 100)})
+			eventually(t, "both readaheads", func() bool { st := p.Stats(); return st.Fetched == 2 && st.InFlight == 0 })
+			if got := p.Stats().WindowBytes; got != 200 {
+				t.Fatalf("window with two unread blobs: got %d, want 200", got)
+			}
+			tt.evict(t, c)
+			if got := p.Stats().WindowBytes; got != tt.wantWindow {
+				t.Errorf("window as the eviction returns: got %d bytes, want %d", got, tt.wantWindow)
+			}
+		})
 	}
-	c.Remove(key(0)) // e.g. the fs invalidated it
-	eventually(t, "the window to notice the removal", func() bool { return p.Stats().Fetched == 3 })
-	if got := p.Stats().WindowBytes; got != 200 {
-		t.Errorf("window after the removal and one more readahead: got %d, want 200", got)
-	}
+
+	t.Run("a worker waiting for room goes on", func(t *testing.T) {
+		c := newCache(t, 1000)
+		p := newPrefetcher(t, Options{Cache: c, Workers: 2})
+		src := newSource()
+		p.Enqueue([]Request{src.req(0, 100), src.req(1, 100), src.req(2, 100)})
+		eventually(t, "the window to fill", func() bool { st := p.Stats(); return st.Fetched == 2 && st.InFlight == 0 })
+		if st := p.Stats(); st.Queued != 1 || src.count(key(2)) != 0 {
+			t.Fatalf("with a full window: got %d queued and blob 2 fetched %d times, want 1 and 0", st.Queued, src.count(key(2)))
+		}
+		c.Remove(key(0))
+		eventually(t, "the third readahead", func() bool { return c.Contains(key(2)) })
+		if got := p.Stats().WindowBytes; got != 200 {
+			t.Errorf("window after the removal and one more readahead: got %d, want 200", got)
+		}
+	})
+
+	t.Run("after Close the cache no longer calls the prefetcher", func(t *testing.T) {
+		c := newCache(t, 1000)
+		p := newPrefetcher(t, Options{Cache: c, Workers: 2})
+		src := newSource()
+		p.Enqueue([]Request{src.req(0, 100)})
+		eventually(t, "the readahead", func() bool { st := p.Stats(); return st.Fetched == 1 && st.InFlight == 0 })
+		p.Close()
+		c.Remove(key(0))
+		if got := p.Stats().WindowBytes; got != 100 {
+			t.Errorf("window of a closed prefetcher after an eviction: got %d, want 100 (unchanged)", got)
+		}
+	})
 }
 
 func TestRetries(t *testing.T) {
