@@ -32,10 +32,15 @@
 //
 // # Cancellation
 //
-// A fetch runs under its own context. A Get whose context ends stops waiting;
-// the fetch goes on while other Gets wait for it, and is cancelled when the
-// last one leaves, unless it is (or was also asked for as) a readahead.
-// Close cancels everything and waits for it.
+// A fetch runs under its own context until it fills the cache or fails for
+// good; only Close cancels it (and waits for it). A Get whose context ends
+// just stops waiting: the fetch goes on, and a later Get of the key joins it
+// or finds the blob cached. Cancelling a fetch with its last waiter would
+// start the download over on every interrupted open: a FUSE request is
+// interrupted by any signal its caller catches (SIGCHLD when a child exits,
+// SIGALRM, SIGWINCH…), and the caller's restart of the system call is a new
+// Get. A reader taking signals faster than a blob downloads would never get
+// it.
 //
 // # Locking
 //

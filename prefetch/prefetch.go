@@ -100,10 +100,9 @@ type call struct {
 	err    error
 
 	// guarded by Prefetcher.mu:
-	waiters   int  // Gets waiting for or taking the result
-	readahead bool // not cancelled when its waiters leave
-	windowed  bool // holds a window reservation under key
-	finished  bool // h and err are set
+	waiters  int  // Gets waiting for or taking the result
+	windowed bool // a readahead holding a window reservation under key
+	finished bool // h and err are set
 }
 
 // windowEntry is the window charge of one readahead key.
@@ -199,9 +198,9 @@ func DefaultRetryable(err error) bool {
 // joins the in-flight fetch of the key (on demand or readahead) or starts one
 // at once, ahead of any queued readahead. The caller releases the handle.
 //
-// When ctx ends Get returns ctx's error; the fetch goes on for other waiters
-// and readahead, and is cancelled otherwise. Fetch errors are returned
-// wrapped, so errors.Is finds the error Fetch returned.
+// When ctx ends Get returns ctx's error, and the fetch goes on (see the
+// package comment, Cancellation). Fetch errors are returned wrapped, so
+// errors.Is finds the error Fetch returned.
 func (p *Prefetcher) Get(ctx context.Context, req Request) (*blobcache.Handle, error) {
 	if req.Fetch == nil {
 		return nil, fmt.Errorf("prefetch %s: Request.Fetch is nil", req.name())
@@ -272,15 +271,7 @@ func (p *Prefetcher) wait(ctx context.Context, c *call) (*blobcache.Handle, erro
 		if c.finished && c.waiters == 0 {
 			release = c.h
 		}
-		abandon := !c.finished && c.waiters == 0 && !c.readahead
-		if abandon && p.calls[c.key] == c {
-			delete(p.calls, c.key) // a later Get starts afresh
-			p.notifyLocked()
-		}
 		p.mu.Unlock()
-		if abandon {
-			c.cancel()
-		}
 		if release != nil {
 			release.Release()
 		}
@@ -379,8 +370,7 @@ func (p *Prefetcher) fetch(ctx context.Context, req Request) (h *blobcache.Handl
 
 // Enqueue appends readahead requests to the queue, in order. Requests for
 // keys already queued, in flight, prefetched and unread, or cached are
-// skipped, as are requests larger than the window. A request for a key that
-// an on-demand Get is fetching makes that fetch outlive its Get.
+// skipped, as are requests larger than the window.
 func (p *Prefetcher) Enqueue(reqs []Request) {
 	fresh := make([]Request, 0, len(reqs))
 	for _, r := range reqs {
@@ -399,11 +389,7 @@ func (p *Prefetcher) Enqueue(reqs []Request) {
 		return
 	}
 	for _, r := range fresh {
-		if c := p.calls[r.Key]; c != nil {
-			c.readahead = true
-			continue
-		}
-		if p.queued[r.Key] != nil || p.window[r.Key] != nil {
+		if p.calls[r.Key] != nil || p.queued[r.Key] != nil || p.window[r.Key] != nil {
 			continue
 		}
 		p.queued[r.Key] = p.queue.PushBack(r)
@@ -525,7 +511,7 @@ func (p *Prefetcher) next() (c *call, ok bool) {
 				p.windowBytes += bytes
 				ctx, cancel := context.WithCancel(p.ctx)
 				c := p.newCallLocked(req, ctx, cancel)
-				c.readahead, c.windowed = true, true
+				c.windowed = true
 				p.mu.Unlock()
 				return c, true
 			}

@@ -454,7 +454,7 @@ func (b *blocker) wasCancelled() bool {
 }
 
 func TestCancelSemantics(t *testing.T) {
-	t.Run("last waiter leaves: fetch cancelled", func(t *testing.T) {
+	t.Run("the last waiter leaves: the fetch goes on and fills the cache", func(t *testing.T) {
 		c := newCache(t, 1<<20)
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
@@ -466,22 +466,65 @@ func TestCancelSemantics(t *testing.T) {
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("Get: got %v, want context.Canceled", err)
 		}
-		select {
-		case <-b.cancelled:
-		case <-time.After(5 * time.Second):
-			t.Fatal("fetch not cancelled after its only waiter left")
+		close(b.release)
+		eventually(t, "the fetch to end", func() bool { return p.Stats().InFlight == 0 })
+		if b.wasCancelled() {
+			t.Errorf("fetch cancelled when its only waiter left")
 		}
-		eventually(t, "the call to end", func() bool { return p.Stats().InFlight == 0 })
-		if c.Contains(key(1)) {
-			t.Errorf("cancelled fetch was cached")
+		if !c.Contains(key(1)) {
+			t.Errorf("the fetch nobody waited for: not cached")
 		}
-		// A later Get starts afresh.
-		src := newSource()
-		h, err := p.Get(context.Background(), src.req(1, 10))
-		if err != nil {
-			t.Fatalf("Get after the cancelled fetch: %v", err)
+		if st := c.Stats(); st.Pinned != 0 {
+			t.Errorf("pinned blobs after the fetch ended: got %d, want 0", st.Pinned)
 		}
-		h.Release()
+	})
+
+	t.Run("an interrupted Get that asks again joins the same fetch", func(t *testing.T) {
+		// An interrupted open: the kernel cancels the FUSE request, the
+		// reader's libc or Go runtime restarts the system call at once.
+		c := newCache(t, 1<<20)
+		p := newPrefetcher(t, Options{Cache: c})
+		b := newBlocker()
+		var fetches atomic.Int32
+		req := b.req(1)
+		fetch := req.Fetch
+		req.Fetch = func(ctx context.Context, w io.Writer) error {
+			fetches.Add(1)
+			return fetch(ctx, w)
+		}
+		for i := range uint64(3) {
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { _, err := p.Get(ctx, req); errc <- err }()
+			if i == 0 {
+				<-b.started
+			} else {
+				eventually(t, "the Get to join the fetch", func() bool { return p.Stats().Joined == i })
+			}
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted Get: got %v, want context.Canceled", err)
+			}
+		}
+		type result struct {
+			h   *blobcache.Handle
+			err error
+		}
+		again := make(chan result, 1)
+		go func() { h, err := p.Get(context.Background(), req); again <- result{h, err} }()
+		eventually(t, "the Gets to join the fetch", func() bool { return p.Stats().Joined == 3 })
+		close(b.release)
+		r := <-again
+		if r.err != nil {
+			t.Fatalf("Get after three interruptions: %v", r.err)
+		}
+		if got := readAll(t, r.h); !bytes.Equal(got, data(1, 10)) {
+			t.Errorf("Get after three interruptions: wrong content")
+		}
+		r.h.Release()
+		if got := fetches.Load(); got != 1 {
+			t.Errorf("fetches for four Gets of one key, three of them interrupted: got %d, want 1", got)
+		}
 	})
 
 	t.Run("one of two waiters leaves: fetch goes on", func(t *testing.T) {
@@ -538,24 +581,6 @@ func TestCancelSemantics(t *testing.T) {
 		}
 		if got := p.Stats().WindowBytes; got != 10 {
 			t.Errorf("window after an unread readahead: got %d, want 10", got)
-		}
-	})
-
-	t.Run("readahead of a key being fetched by a Get keeps the fetch", func(t *testing.T) {
-		c := newCache(t, 1<<20)
-		p := newPrefetcher(t, Options{Cache: c})
-		b := newBlocker()
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
-		<-b.started
-		p.Enqueue([]Request{b.req(1)})
-		cancel()
-		<-errc
-		close(b.release)
-		eventually(t, "the fetch to finish", func() bool { return c.Contains(key(1)) })
-		if b.wasCancelled() {
-			t.Errorf("fetch cancelled although readahead asked for it")
 		}
 	})
 
