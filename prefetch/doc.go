@@ -32,15 +32,17 @@
 //
 // # Cancellation
 //
-// A fetch runs under its own context until it fills the cache or fails for
-// good; only Close cancels it (and waits for it). A Get whose context ends
-// just stops waiting: the fetch goes on, and a later Get of the key joins it
-// or finds the blob cached. Cancelling a fetch with its last waiter would
-// start the download over on every interrupted open: a FUSE request is
-// interrupted by any signal its caller catches (SIGCHLD when a child exits,
-// SIGALRM, SIGWINCH…), and the caller's restart of the system call is a new
-// Get. A reader taking signals faster than a blob downloads would never get
-// it.
+// A fetch runs under its own context. A Get whose context is cancelled only
+// stops waiting: the fetch goes on, and a later Get of the key joins it or
+// finds the blob cached. That is what an interrupted open needs: a FUSE
+// request is interrupted by any signal its caller catches (SIGCHLD when a
+// child exits, SIGALRM…), and the caller restarts the system call at once,
+// as a new Get. Cancelling the fetch there would start the download over
+// each time, and a reader taking signals faster than a blob downloads would
+// never get it. A Get whose deadline passes has given up on the fetch: if
+// no other Get waits for it and it is not a readahead, the fetch is
+// cancelled, so that a later Get starts afresh instead of joining one stuck
+// in its retries. Close cancels everything and waits for it.
 //
 // # Locking
 //

@@ -100,9 +100,10 @@ type call struct {
 	err    error
 
 	// guarded by Prefetcher.mu:
-	waiters  int  // Gets waiting for or taking the result
-	windowed bool // a readahead holding a window reservation under key
-	finished bool // h and err are set
+	waiters   int  // Gets waiting for or taking the result
+	readahead bool // asked for as a readahead: never abandoned by a Get
+	windowed  bool // holds a window reservation under key
+	finished  bool // h and err are set
 }
 
 // windowEntry is the window charge of one readahead key.
@@ -198,9 +199,10 @@ func DefaultRetryable(err error) bool {
 // joins the in-flight fetch of the key (on demand or readahead) or starts one
 // at once, ahead of any queued readahead. The caller releases the handle.
 //
-// When ctx ends Get returns ctx's error, and the fetch goes on (see the
-// package comment, Cancellation). Fetch errors are returned wrapped, so
-// errors.Is finds the error Fetch returned.
+// When ctx ends Get returns ctx's error. The fetch goes on, unless ctx's
+// deadline passed and nobody else wants it (see the package comment,
+// Cancellation). Fetch errors are returned wrapped, so errors.Is finds the
+// error Fetch returned.
 func (p *Prefetcher) Get(ctx context.Context, req Request) (*blobcache.Handle, error) {
 	if req.Fetch == nil {
 		return nil, fmt.Errorf("prefetch %s: Request.Fetch is nil", req.name())
@@ -271,7 +273,16 @@ func (p *Prefetcher) wait(ctx context.Context, c *call) (*blobcache.Handle, erro
 		if c.finished && c.waiters == 0 {
 			release = c.h
 		}
+		gaveUp := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		abandon := gaveUp && !c.finished && c.waiters == 0 && !c.readahead
+		if abandon && p.calls[c.key] == c {
+			delete(p.calls, c.key) // a later Get starts afresh
+			p.notifyLocked()
+		}
 		p.mu.Unlock()
+		if abandon {
+			c.cancel()
+		}
 		if release != nil {
 			release.Release()
 		}
@@ -370,7 +381,8 @@ func (p *Prefetcher) fetch(ctx context.Context, req Request) (h *blobcache.Handl
 
 // Enqueue appends readahead requests to the queue, in order. Requests for
 // keys already queued, in flight, prefetched and unread, or cached are
-// skipped, as are requests larger than the window.
+// skipped, as are requests larger than the window. A request for a key that
+// an on-demand Get is fetching makes that fetch outlive the Get's deadline.
 func (p *Prefetcher) Enqueue(reqs []Request) {
 	fresh := make([]Request, 0, len(reqs))
 	for _, r := range reqs {
@@ -389,7 +401,11 @@ func (p *Prefetcher) Enqueue(reqs []Request) {
 		return
 	}
 	for _, r := range fresh {
-		if p.calls[r.Key] != nil || p.queued[r.Key] != nil || p.window[r.Key] != nil {
+		if c := p.calls[r.Key]; c != nil {
+			c.readahead = true
+			continue
+		}
+		if p.queued[r.Key] != nil || p.window[r.Key] != nil {
 			continue
 		}
 		p.queued[r.Key] = p.queue.PushBack(r)
@@ -511,7 +527,7 @@ func (p *Prefetcher) next() (c *call, ok bool) {
 				p.windowBytes += bytes
 				ctx, cancel := context.WithCancel(p.ctx)
 				c := p.newCallLocked(req, ctx, cancel)
-				c.windowed = true
+				c.readahead, c.windowed = true, true
 				p.mu.Unlock()
 				return c, true
 			}

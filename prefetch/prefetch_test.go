@@ -453,6 +453,29 @@ func (b *blocker) wasCancelled() bool {
 	}
 }
 
+// deadlineCtx is a context whose deadline passes when expire is called.
+type deadlineCtx struct {
+	context.Context // values
+	done            chan struct{}
+}
+
+func newDeadlineCtx() *deadlineCtx {
+	return &deadlineCtx{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c *deadlineCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (c *deadlineCtx) expire() { close(c.done) }
+
 func TestCancelSemantics(t *testing.T) {
 	t.Run("the last waiter leaves: the fetch goes on and fills the cache", func(t *testing.T) {
 		c := newCache(t, 1<<20)
@@ -524,6 +547,55 @@ func TestCancelSemantics(t *testing.T) {
 		r.h.Release()
 		if got := fetches.Load(); got != 1 {
 			t.Errorf("fetches for four Gets of one key, three of them interrupted: got %d, want 1", got)
+		}
+	})
+
+	t.Run("the last waiter's deadline passes: the fetch is cancelled", func(t *testing.T) {
+		c := newCache(t, 1<<20)
+		p := newPrefetcher(t, Options{Cache: c})
+		b := newBlocker()
+		ctx := newDeadlineCtx()
+		errc := make(chan error, 1)
+		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		<-b.started
+		ctx.expire()
+		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
+		}
+		select {
+		case <-b.cancelled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("fetch not cancelled after its only waiter gave up")
+		}
+		eventually(t, "the call to end", func() bool { return p.Stats().InFlight == 0 })
+		if c.Contains(key(1)) {
+			t.Errorf("cancelled fetch was cached")
+		}
+		// A later Get starts afresh.
+		h, err := p.Get(context.Background(), newSource().req(1, 10))
+		if err != nil {
+			t.Fatalf("Get after the cancelled fetch: %v", err)
+		}
+		h.Release()
+	})
+
+	t.Run("readahead of a key being fetched by a Get outlives the Get's deadline", func(t *testing.T) {
+		c := newCache(t, 1<<20)
+		p := newPrefetcher(t, Options{Cache: c})
+		b := newBlocker()
+		ctx := newDeadlineCtx()
+		errc := make(chan error, 1)
+		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		<-b.started
+		p.Enqueue([]Request{b.req(1)})
+		ctx.expire()
+		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
+		}
+		close(b.release)
+		eventually(t, "the fetch to finish", func() bool { return c.Contains(key(1)) })
+		if b.wasCancelled() {
+			t.Errorf("fetch cancelled although readahead asked for it")
 		}
 	})
 
