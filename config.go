@@ -58,7 +58,14 @@ type mountConfig struct {
 	MetricsAddr   string
 	PprofAddr     string
 	ShutdownGrace time.Duration
-	Daemon        bool
+
+	// SharedCache is the URL of a shared cache tier (redis:// or
+	// rediss://); its password comes from the URL or from the environment
+	// (PICTOFS_SHARED_CACHE_PASSWORD), never from a flag.
+	SharedCache         string
+	SharedCacheMaxBlob  string // as given; SharedCacheMaxBytes after check
+	SharedCacheMaxBytes int64
+	Daemon              bool
 }
 
 // apiConfig is where the API is and which key to use. Key is resolved
@@ -112,6 +119,8 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", EnvVars: []string{"PICTOFS_DEBUG_FUSE"}},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567; a bare :PORT listens on loopback only)", EnvVars: []string{"PICTOFS_METRICS_ADDR"}},
 		&cli.StringFlag{Name: "pprof-addr", Usage: "serve Go profiles at http://ADDR/debug/pprof/ (off by default; a bare :PORT listens on loopback only)", EnvVars: []string{"PICTOFS_PPROF_ADDR"}},
+		&cli.StringFlag{Name: "shared-cache", Usage: "a cache tier shared with other machines' mounts: redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS (password also from PICTOFS_SHARED_CACHE_PASSWORD)", EnvVars: []string{"PICTOFS_SHARED_CACHE"}},
+		&cli.StringFlag{Name: "shared-cache-max-blob", Value: "8MiB", Usage: "images larger than this are not published to the shared cache", EnvVars: []string{"PICTOFS_SHARED_CACHE_MAX_BLOB"}},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: defaultShutdownGrace, Usage: "after SIGTERM, how long a busy mount may take to become idle before it is detached and in-flight requests are cancelled", EnvVars: []string{"PICTOFS_SHUTDOWN_GRACE"}},
 	)
 }
@@ -120,27 +129,29 @@ func mountFlags(withAPI bool) []cli.Flag {
 // mountConfig. It only copies; check validates.
 func mountConfigFrom(cc *cli.Context, mountpoint string) mountConfig {
 	cfg := mountConfig{
-		Mountpoint:      mountpoint,
-		CacheDir:        cc.String("cache-dir"),
-		CacheSize:       cc.String("cache-size"),
-		CacheMinFree:    cc.Float64("cache-min-free"),
-		PrefetchWorkers: cc.Int("prefetch-workers"),
-		StatusFilter:    cc.String("status"),
-		ListTTL:         cc.Duration("list-ttl"),
-		AnnotationTTL:   cc.Duration("annotation-ttl"),
-		BulkAnnotations: cc.Bool("bulk-annotations"),
-		ExportWait:      cc.Duration("export-wait"),
-		WaitTimeout:     cc.Duration("wait-timeout"),
-		ReadOnly:        cc.Bool("read-only"),
-		AllowOther:      cc.Bool("allow-other"),
-		UID:             cc.Int("uid"),
-		GID:             cc.Int("gid"),
-		Passthrough:     cc.Bool("passthrough"),
-		DebugFUSE:       cc.Bool("debug-fuse"),
-		Log:             logConfig{Level: cc.String("log-level"), Format: cc.String("log-format"), File: cc.String("log-file")},
-		MetricsAddr:     cc.String("metrics-addr"),
-		PprofAddr:       cc.String("pprof-addr"),
-		ShutdownGrace:   cc.Duration("shutdown-grace"),
+		Mountpoint:         mountpoint,
+		CacheDir:           cc.String("cache-dir"),
+		CacheSize:          cc.String("cache-size"),
+		CacheMinFree:       cc.Float64("cache-min-free"),
+		PrefetchWorkers:    cc.Int("prefetch-workers"),
+		StatusFilter:       cc.String("status"),
+		ListTTL:            cc.Duration("list-ttl"),
+		AnnotationTTL:      cc.Duration("annotation-ttl"),
+		BulkAnnotations:    cc.Bool("bulk-annotations"),
+		ExportWait:         cc.Duration("export-wait"),
+		WaitTimeout:        cc.Duration("wait-timeout"),
+		ReadOnly:           cc.Bool("read-only"),
+		AllowOther:         cc.Bool("allow-other"),
+		UID:                cc.Int("uid"),
+		GID:                cc.Int("gid"),
+		Passthrough:        cc.Bool("passthrough"),
+		DebugFUSE:          cc.Bool("debug-fuse"),
+		Log:                logConfig{Level: cc.String("log-level"), Format: cc.String("log-format"), File: cc.String("log-file")},
+		MetricsAddr:        cc.String("metrics-addr"),
+		PprofAddr:          cc.String("pprof-addr"),
+		ShutdownGrace:      cc.Duration("shutdown-grace"),
+		SharedCache:        cc.String("shared-cache"),
+		SharedCacheMaxBlob: cc.String("shared-cache-max-blob"),
 	}
 	// The API flags are the mount command's; the demo has none, and reads "".
 	cfg.API = apiConfig{URL: cc.String("api-url"), Key: cc.String("api-key"), KeyFile: cc.String("api-key-file"), RequestsPerHour: cc.Int("requests-per-hour")}
@@ -179,6 +190,15 @@ func (c *mountConfig) check() error {
 	}
 	if err != nil {
 		return fmt.Errorf("--cache-size %q: %w", c.CacheSize, err)
+	}
+	if c.SharedCacheMaxBlob == "" {
+		c.SharedCacheMaxBlob = "8MiB"
+	}
+	if c.SharedCacheMaxBytes, err = units.ParseBytes(c.SharedCacheMaxBlob); err == nil && c.SharedCacheMaxBytes == 0 {
+		err = errors.New("must be above zero")
+	}
+	if err != nil {
+		return fmt.Errorf("--shared-cache-max-blob %q: %w", c.SharedCacheMaxBlob, err)
 	}
 	if err := c.Log.check(); err != nil {
 		return err
