@@ -224,7 +224,9 @@ func openCatalog(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) 
 	if d.cache, err = blobcache.Open(cacheOpts); err != nil {
 		return nil, fmt.Errorf("--cache-dir %s: %w", s.cfg.CacheDir, err)
 	}
-	d.pf = prefetch.New(prefetch.Options{Cache: d.cache, Workers: s.cfg.PrefetchWorkers, Retryable: catalog.RetryableFetch, Logger: s.log})
+	if d.pf, err = prefetch.New(prefetch.Options{Cache: d.cache, Workers: s.cfg.PrefetchWorkers, Retryable: catalog.RetryableFetch, Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("--prefetch-workers %d: %w", s.cfg.PrefetchWorkers, err)
+	}
 	namespace := s.api.BaseURL().Host + "/" + org.ID
 	if s.cfg.SharedCache != "" {
 		d.tier, err = sharedcache.New(sharedcache.Options{

@@ -8,13 +8,15 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pictofs/pictofs/catalog"
+	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/internal/units"
+	"github.com/pictofs/pictofs/prefetch"
 )
 
 // Defaults of the mount flags that more than one place needs.
@@ -22,9 +24,6 @@ const (
 	defaultShutdownGrace = 10 * time.Second
 	defaultCacheSize     = "10GiB"
 )
-
-// imageStatuses are the values --status accepts (the contract's statuses).
-var imageStatuses = []string{"new", "annotate", "review", "complete"}
 
 // mountConfig is everything `pictofs mount` is told, from flags and the
 // environment (and, for `pictofs demo` and the mount helper, the same
@@ -160,12 +159,11 @@ func mountConfigFrom(cc *cli.Context, mountpoint string) mountConfig {
 }
 
 // check validates every field, expands paths (relative, ~) to absolute ones
-// and parses sizes. It is the one place main validates a mount's flags;
-// every error names the flag and the value. The range checks of other
-// packages' options (prefetch workers, cache size and free share, status
-// filter, request budget) belong in those packages' constructors; they stay
-// here until their owners move them, and then this keeps only what is
-// main's: paths, sizes as text, addresses, log settings.
+// and parses sizes, before anything is mounted or asked of the API; every
+// error names the flag and the value. Ranges of other packages' options are
+// theirs (their Validate, which their constructors call too): check asks
+// them and names the flag; what is main's is paths, sizes as text,
+// addresses, log settings and the meaning it gives to flag values.
 func (c *mountConfig) check() error {
 	var err error
 	if c.Mountpoint, err = expandPath(c.Mountpoint); err != nil {
@@ -209,20 +207,34 @@ func (c *mountConfig) check() error {
 	if c.PprofAddr, err = localAddr(c.PprofAddr); err != nil {
 		return fmt.Errorf("--pprof-addr %w", err)
 	}
+	// The packages own the ranges of their options; here each answer is
+	// tied to the flag it came from.
+	owned := []struct {
+		flags string
+		err   error
+	}{
+		{"--prefetch-workers", prefetch.Options{Workers: c.PrefetchWorkers}.Validate()},
+		{"--requests-per-hour", client.Options{RequestsPerHour: c.API.RequestsPerHour}.Validate()},
+		{"--status", catalog.Options{StatusFilter: c.StatusFilter}.Validate()},
+		{"--list-ttl", catalog.Options{ListTTL: c.ListTTL}.Validate()},
+		{"--annotation-ttl", catalog.Options{AnnotationTTL: c.AnnotationTTL}.Validate()},
+		{"--wait-timeout", catalog.Options{WaitTimeout: c.WaitTimeout}.Validate()},
+	}
+	for _, o := range owned {
+		if o.err != nil {
+			return fmt.Errorf("%s: %w", o.flags, o.err)
+		}
+	}
+	// What is main's: the meaning it gives to flag values.
 	checks := []struct {
 		bad  bool
 		what string
 	}{
+		{c.PrefetchWorkers == 0, "--prefetch-workers 0: want 1 to 1024"},
+		{c.ExportWait < 0, fmt.Sprintf("--export-wait %v: must not be negative (0: no wait)", c.ExportWait)},
 		{c.CacheMinFree < 0 || c.CacheMinFree >= 1, fmt.Sprintf("--cache-min-free %v: want a share in [0, 1)", c.CacheMinFree)},
-		{c.PrefetchWorkers < 1 || c.PrefetchWorkers > 1024, fmt.Sprintf("--prefetch-workers %d: want 1 to 1024", c.PrefetchWorkers)},
-		{c.StatusFilter != "" && !slices.Contains(imageStatuses, c.StatusFilter), fmt.Sprintf("--status %q: want one of %s", c.StatusFilter, strings.Join(imageStatuses, ", "))},
-		{c.ListTTL <= 0, fmt.Sprintf("--list-ttl %v: want a positive duration", c.ListTTL)},
-		{c.AnnotationTTL <= 0, fmt.Sprintf("--annotation-ttl %v: want a positive duration", c.AnnotationTTL)},
-		{c.ExportWait < 0, fmt.Sprintf("--export-wait %v: must not be negative", c.ExportWait)},
-		{c.WaitTimeout < 0, fmt.Sprintf("--wait-timeout %v: must not be negative", c.WaitTimeout)},
 		{c.UID < -1, fmt.Sprintf("--uid %d: want a user id (or -1 for the mounting user)", c.UID)},
 		{c.GID < -1, fmt.Sprintf("--gid %d: want a group id (or -1 for the mounting user's group)", c.GID)},
-		{c.API.RequestsPerHour < 0, fmt.Sprintf("--requests-per-hour %d: must not be negative", c.API.RequestsPerHour)},
 		{c.ShutdownGrace < 0, fmt.Sprintf("--shutdown-grace %v: must not be negative", c.ShutdownGrace)},
 		{c.API.Key != "" && c.API.KeyFile != "", "--api-key and --api-key-file: give one, not both"},
 	}

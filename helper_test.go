@@ -117,13 +117,13 @@ func TestMountConfigCheck(t *testing.T) {
 		{"min free", func(c *mountConfig) { c.CacheMinFree = 1 }, "--cache-min-free 1"},
 		{"workers", func(c *mountConfig) { c.PrefetchWorkers = 0 }, "--prefetch-workers 0"},
 		{"status", func(c *mountConfig) { c.StatusFilter = "done" }, `--status "done": want one of new, annotate, review, complete`},
-		{"list ttl", func(c *mountConfig) { c.ListTTL = -time.Second }, "--list-ttl -1s"},
+		{"list ttl", func(c *mountConfig) { c.ListTTL = -time.Second }, "--list-ttl: list TTL -1s"},
 		{"uid", func(c *mountConfig) { c.UID = -2 }, "--uid -2"},
 		{"log format", func(c *mountConfig) { c.Log.Format = "xml" }, `--log-format "xml"`},
 		{"log level", func(c *mountConfig) { c.Log.Level = "loud" }, `--log-level "loud"`},
 		{"metrics addr", func(c *mountConfig) { c.MetricsAddr = "9567" }, `--metrics-addr "9567"`},
 		{"key twice", func(c *mountConfig) { c.API.Key, c.API.KeyFile = "k", "/f" }, "give one, not both"},
-		{"budget", func(c *mountConfig) { c.API.RequestsPerHour = -1 }, "--requests-per-hour -1"},
+		{"budget", func(c *mountConfig) { c.API.RequestsPerHour = -1 }, "--requests-per-hour: requests per hour -1"},
 		{"grace", func(c *mountConfig) { c.ShutdownGrace = -time.Second }, "--shutdown-grace -1s"},
 	}
 	for _, tt := range tests {

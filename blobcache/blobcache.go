@@ -172,18 +172,26 @@ func Open(opts Options) (*Cache, error) {
 	return open(opts, sysStatfs, time.Now)
 }
 
+// Validate checks the values of opts (not Dir, which Open needs).
+func (opts Options) Validate() error {
+	if opts.MaxBytes < 0 {
+		return fmt.Errorf("negative size cap %d", opts.MaxBytes)
+	}
+	if opts.MinFreeRatio >= 1 {
+		return fmt.Errorf("free share %v: must be below 1", opts.MinFreeRatio)
+	}
+	return nil
+}
+
 func open(opts Options, statfs func(string) (uint64, uint64, error), now func() time.Time) (*Cache, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("blobcache: Options.Dir is required")
 	}
-	if opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("blobcache: negative MaxBytes %d", opts.MaxBytes)
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("blobcache: %w", err)
 	}
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxBytes
-	}
-	if opts.MinFreeRatio >= 1 {
-		return nil, fmt.Errorf("blobcache: MinFreeRatio %v must be below 1", opts.MinFreeRatio)
 	}
 	if opts.MinFreeRatio == 0 {
 		opts.MinFreeRatio = DefaultMinFreeRatio

@@ -72,7 +72,10 @@ func newEnv(t *testing.T, srv *devserver.Server, cacheDir string, tweak func(*ca
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: 8, Retryable: catalog.RetryableFetch, Logger: testLogger()})
+	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: 8, Retryable: catalog.RetryableFetch, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := catalog.Options{API: api, Cache: cache, Prefetcher: pf, Namespace: srv.APIURL() + "/" + srv.DefaultOrg(), Logger: testLogger()}
 	if tweak != nil {
 		tweak(&opts)
@@ -367,7 +370,10 @@ func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tiny.Close()
-	pf := prefetch.New(prefetch.Options{Cache: tiny, Logger: testLogger()})
+	pf, err := prefetch.New(prefetch.Options{Cache: tiny, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer pf.Close()
 	cat, err := catalog.New(ctx, catalog.Options{API: e.api, Cache: tiny, Prefetcher: pf, Namespace: "n", Logger: testLogger()})
 	if err != nil {

@@ -140,15 +140,32 @@ type Prefetcher struct {
 	stats       Stats         // counters; the gauges are filled in by Stats
 }
 
-// New starts a Prefetcher and its workers. It panics if opts.Cache is nil.
-func New(opts Options) *Prefetcher {
-	if opts.Cache == nil {
-		panic("prefetch: Options.Cache is required")
+// MaxWorkers is the most readahead workers a Prefetcher takes.
+const MaxWorkers = 1024
+
+// Validate checks the values of opts (not Cache, which New needs).
+func (opts Options) Validate() error {
+	switch {
+	case opts.Workers < 0 || opts.Workers > MaxWorkers:
+		return fmt.Errorf("%d workers: want 1 to %d (0 for the default, %d)", opts.Workers, MaxWorkers, DefaultWorkers)
+	case opts.ReadaheadShare < 0 || opts.ReadaheadShare > 1:
+		return fmt.Errorf("readahead share %v: want a share in (0, 1] (0 for the default, %v)", opts.ReadaheadShare, DefaultReadaheadShare)
 	}
-	if opts.Workers <= 0 {
+	return nil
+}
+
+// New validates opts and starts a Prefetcher and its workers.
+func New(opts Options) (*Prefetcher, error) {
+	if opts.Cache == nil {
+		return nil, errors.New("prefetch: Options.Cache is required")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("prefetch: %w", err)
+	}
+	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
 	}
-	if opts.ReadaheadShare <= 0 || opts.ReadaheadShare > 1 {
+	if opts.ReadaheadShare == 0 {
 		opts.ReadaheadShare = DefaultReadaheadShare
 	}
 	if opts.Retries == 0 {
@@ -182,7 +199,7 @@ func New(opts Options) *Prefetcher {
 	for range opts.Workers {
 		go p.worker()
 	}
-	return p
+	return p, nil
 }
 
 // DefaultRetryable is the default Options.Retryable: every error but

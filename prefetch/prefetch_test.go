@@ -31,7 +31,10 @@ func newCache(t *testing.T, maxBytes int64) *blobcache.Cache {
 func newPrefetcher(t *testing.T, opts Options) *Prefetcher {
 	t.Helper()
 	opts.Logger = discard
-	p := New(opts)
+	p, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	p.backoff = time.Millisecond
 	t.Cleanup(p.Close)
 	return p
@@ -670,7 +673,10 @@ func TestCancelSemantics(t *testing.T) {
 func TestCloseStopsEverything(t *testing.T) {
 	c := newCache(t, 1<<20)
 	base := runtime.NumGoroutine()
-	p := New(Options{Cache: c, Workers: 8, Logger: discard})
+	p, err := New(Options{Cache: c, Workers: 8, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var blockers []*blocker
 	var reqs []Request
 	for i := range 50 {

@@ -545,8 +545,11 @@ func mount(t *testing.T, baseURL string, cfg mountCfg) *testMount {
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
+	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
 		Retryable: catalog.RetryableFetch, Logger: cfg.logger})
+	if err != nil {
+		t.Fatalf("prefetch.New: %v", err)
+	}
 	catOpts := catalog.Options{
 		API:        api,
 		Cache:      cache,
