@@ -55,7 +55,7 @@ func failedText(n *sharedNode) string {
 // sharedTable shows the row mount by mount, then the tier mounts together.
 func (r *results) sharedTable() *table {
 	s := r.Shared
-	t := &table{title: fmt.Sprintf("Shared cache: %d mounts, one upstream (%s, %d images, %s; each mount fresh, with its own empty local cache, "+
+	t := &table{title: fmt.Sprintf("Shared cache: %d nodes, one upstream (%s, %d images, %s; each mount fresh, with its own empty local cache, "+
 		"one cold DataLoader epoch; run once)", s.Nodes, s.Dataset, s.Images, fmtBytes(s.Bytes)),
 		header: []string{"mount", "first batch", "total", "storage GETs: images", "export ZIPs", "API requests", "Redis during the mount", "checked"}}
 	for _, n := range s.Mounts {
