@@ -126,7 +126,14 @@ func TestParseFlags(t *testing.T) {
 		len(c.listSizes) != 2 || c.out != "bench/out/report.md" {
 		t.Errorf("defaults = %+v", c)
 	}
-	for _, bad := range [][]string{{"--images", "0"}, {"--images", "20000"}, {"--runs", "0"}, {"--list-sizes", "a"}, {"extra"}} {
+	if c.sharedNodes != 3 || !c.sharedFaults {
+		t.Errorf("shared-cache defaults: %d nodes, faults %t; want 3 nodes with faults", c.sharedNodes, c.sharedFaults)
+	}
+	if c, err := parseFlags([]string{"--shared-nodes", "0"}); err != nil || c.sharedNodes != 0 {
+		t.Errorf("--shared-nodes 0: got %d, %v; want 0 (skip)", c.sharedNodes, err)
+	}
+	for _, bad := range [][]string{{"--images", "0"}, {"--images", "20000"}, {"--runs", "0"}, {"--list-sizes", "a"}, {"extra"},
+		{"--shared-nodes", "1"}, {"--shared-nodes", "-1"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", bad)
 		}
@@ -228,6 +235,9 @@ func TestTargets(t *testing.T) {
 		"DataLoader epoch over 10000 annotated images with --requests-per-hour 2000: no failed read (EAGAIN)": "does not hold",
 		"ls annotations/ of a fresh mount (25000 images, two thirds annotated) ≤ 2 s and ≤ 10 API requests":   "not judged",
 		"ls -l annotations/ of it ≤ 10 s":                                                                     "not judged",
+	}
+	for _, tg := range r.sharedTargets() { // no shared-cache row: not measured
+		want[tg.name] = "not measured"
 	}
 	for name, w := range want {
 		if got[name] != w {

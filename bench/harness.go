@@ -72,6 +72,7 @@ type results struct {
 	MetaRSS    map[string][]int64                           `json:"metadata_peak_rss_bytes"`
 	MetaAPI    map[string][]int64                           `json:"metadata_api_requests"`
 	Annotated  []*annotatedRun                              `json:"annotated,omitempty"`
+	Shared     *sharedRun                                   `json:"shared_cache,omitempty"`
 	Notes      []string                                     `json:"notes,omitempty"`
 	Failures   []string                                     `json:"failures,omitempty"`
 }
@@ -126,8 +127,10 @@ type harness struct {
 	dataset  string
 	canDrop  bool
 	exp      expected
-	ref      string   // the reference local copy of the dataset
-	sample   []string // images timed by the open latency benchmark
+	ref      string     // the reference local copy of the dataset
+	refBytes int64      // its images' and documents' bytes
+	epochRef *reference // its files' hashes, for checking partial epochs
+	sample   []string   // images timed by the open latency benchmark
 	refs     map[string]*reference
 	s3       *s3Server
 	slow     map[string]bool // measurements not to repeat
@@ -155,7 +158,7 @@ func (h *harness) next() int { h.seq++; return h.seq }
 func run(ctx context.Context, cfg config) int {
 	h := &harness{cfg: cfg, res: newResults(), slow: map[string]bool{}}
 	h.res.Sizes = sizes{Images: cfg.images, AnnotatedImages: cfg.annotatedImages, AnnotatedListing: cfg.annotatedListing,
-		BudgetImages: cfg.budgetImages, BudgetPerHour: cfg.budgetPerHour}
+		BudgetImages: cfg.budgetImages, BudgetPerHour: cfg.budgetPerHour, SharedNodes: cfg.sharedNodes}
 	defer h.cl.run(h.logf)
 	err := h.runAll(ctx)
 	if err != nil {
@@ -185,7 +188,10 @@ func (h *harness) runAll(ctx context.Context) error {
 	if err := h.metadataPhase(ctx); err != nil {
 		return err
 	}
-	return h.annotatedPhase(ctx)
+	if err := h.annotatedPhase(ctx); err != nil {
+		return err
+	}
+	return h.sharedPhase(ctx)
 }
 
 func (h *harness) setup(ctx context.Context) error {
@@ -206,9 +212,13 @@ func (h *harness) setup(ctx context.Context) error {
 	if !cfg.skipPeers {
 		need = append(need, "rclone", "s3fs")
 	}
+	if cfg.sharedNodes > 0 {
+		need = append(need, redisServer)
+	}
 	for _, n := range need {
 		if _, err := exec.LookPath(n); err != nil {
-			return fmt.Errorf("%s not found (apt-get install fuse3 rclone s3fs python3-torch python3-torchvision python3-pil, or pass --skip-peers): %w", n, err)
+			return fmt.Errorf("%s not found (apt-get install fuse3 rclone s3fs redis-server python3-torch python3-torchvision python3-pil; "+
+				"or pass --skip-peers to skip rclone and s3fs, --shared-nodes 0 to skip redis-server): %w", n, err)
 		}
 	}
 	h.canDrop = dropCaches() == nil
@@ -369,7 +379,7 @@ func (h *harness) recordSetup() {
 		s["rclone_flags"] = strings.Join(rcloneFlags, " ")
 		s["s3fs_flags"] = strings.Join(s3fsFlags, " ")
 	}
-	for _, t := range []struct{ name, arg string }{{"rclone", "version"}, {"s3fs", "--version"}} {
+	for _, t := range []struct{ name, arg string }{{"rclone", "version"}, {"s3fs", "--version"}, {redisServer, "--version"}} {
 		if out, err := exec.Command(t.name, t.arg).Output(); err == nil {
 			s[t.name] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 		}
@@ -444,7 +454,10 @@ func (h *harness) setReference(ctx context.Context, dst string) error {
 	if r.Images != h.cfg.images {
 		return fmt.Errorf("the reference copy holds %d images, want %d", r.Images, h.cfg.images)
 	}
-	h.ref, h.exp = dst, expected{images: r.Images, digest: r.Digest}
+	h.ref, h.exp, h.refBytes = dst, expected{images: r.Images, digest: r.Digest}, r.Bytes
+	if h.epochRef, err = referenceFromLines(h.dataset, r.Lines); err != nil {
+		return err
+	}
 	rels, err := walkImages(dst)
 	if err != nil {
 		return err

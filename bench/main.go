@@ -12,15 +12,18 @@
 //     server (gofakes3) behind the same latency and bandwidth cap,
 //
 // plus ls/find over large listings cold and warm, open + 1-byte read
-// latency, API requests and the mount daemon's peak RSS. It prints the
-// tables, writes a Markdown report (and a JSON copy of the results), and
-// states which performance targets hold.
+// latency, API requests and the mount daemon's peak RSS, the annotation rows
+// (annotated.go), and the shared-cache row (shared.go: mounts one after
+// another through one redis-server, counting what each costs upstream, and
+// Redis killed or too small). It prints the tables, writes a Markdown report
+// (and a JSON copy of the results), and states which performance targets
+// hold.
 //
 //	go run ./bench --images 2000 --runs 3 --list-sizes 10000,100000
 //
 // It needs root (FUSE mounts and dropping the page cache), fuse3, rclone and
-// s3fs (unless --skip-peers) and /usr/bin/python3 with torch, torchvision
-// and PIL. It exits 1 when a workload fails or reads wrong bytes, and 0
+// s3fs (unless --skip-peers), redis-server (unless --shared-nodes 0) and
+// /usr/bin/python3 with torch, torchvision and PIL. It exits 1 when a workload fails or reads wrong bytes, and 0
 // otherwise, even when targets are missed: targets are reported, not
 // asserted. Every mount, process and temporary directory it makes is
 // removed on exit, including on failure and Ctrl-C.
@@ -71,6 +74,8 @@ type config struct {
 	annotatedListing int
 	budgetImages     int
 	budgetPerHour    int
+	sharedNodes      int
+	sharedFaults     bool
 	// flags is every flag with its value, defaults included, for the report.
 	flags []string
 	// mode is a side job instead of the benchmark: "source-hash",
@@ -111,6 +116,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.annotatedListing, "annotated-listing", 25000, "images of the dataset (two thirds annotated, one folder) whose annotations/ is listed on a fresh mount (0 = skip)")
 	fs.IntVar(&c.budgetImages, "budget-images", 10000, "images of the annotated dataset of the DataLoader epoch under --budget-requests-per-hour (0 = skip)")
 	fs.IntVar(&c.budgetPerHour, "budget-requests-per-hour", 2000, "the mount's --requests-per-hour for the --budget-images epoch")
+	fs.IntVar(&c.sharedNodes, "shared-nodes", 3, "mounts that read the epoch dataset cold one after another, each with its own local cache and --shared-cache on one redis-server (0 = skip; needs redis-server)")
+	fs.BoolVar(&c.sharedFaults, "shared-faults", true, "after the --shared-nodes mounts, one more reads while Redis is killed midway, and two read over a 2 MB Redis")
 	var sourceHashMode, checkMode, readmeMode bool
 	fs.BoolVar(&sourceHashMode, "source-hash", false, "print the product's source hash (what reports record) and exit")
 	fs.BoolVar(&checkMode, "check-figures", false, "exit 1 unless bench/RESULTS.md was measured on this tree's source and the README's figures are what it generates (CI runs this)")
@@ -157,6 +164,7 @@ func parseFlags(args []string) (config, error) {
 		{c.openSamples < 1, "--open-samples must be at least 1"},
 		{c.annotatedImages < 0 || c.annotatedListing < 0 || c.budgetImages < 0, "--annotated-images, --annotated-listing and --budget-images must not be negative"},
 		{c.budgetPerHour < 1, "--budget-requests-per-hour must be at least 1"},
+		{c.sharedNodes < 0 || c.sharedNodes == 1, "--shared-nodes must be 0 (skip) or at least 2 (one node shares with nobody)"},
 		{c.out == "" || c.dataDir == "", "--out and --data-dir must not be empty"},
 	}
 	for _, ch := range checks {

@@ -34,21 +34,27 @@ func (h *harness) pictofsMountFlags() []string {
 // API proxy; the dataset is at <mount>/<dataset>. extra are more mount
 // flags.
 func (h *harness) mountPictofs(ctx context.Context, cache string, passthrough bool, extra ...string) (*mounted, error) {
+	return h.mountPictofsVia(ctx, h.proxy, cache, passthrough, extra...)
+}
+
+// mountPictofsVia is mountPictofs through another API proxy (another
+// devserver).
+func (h *harness) mountPictofsVia(ctx context.Context, proxy *apiProxy, cache string, passthrough bool, extra ...string) (*mounted, error) {
 	n := h.next()
 	mnt, err := freshDir(h.work, "mnt-pictofs-")
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{h.bin, "mount", "--api-url", h.proxy.url, "--cache-dir", cache}, h.pictofsMountFlags()...)
+	args := append([]string{h.bin, "mount", "--api-url", proxy.url, "--cache-dir", cache}, h.pictofsMountFlags()...)
 	args = append(args, "--passthrough="+strconv.FormatBool(passthrough))
 	args = append(append(args, extra...), mnt)
-	before := h.proxy.snapshot()
+	before := proxy.snapshot()
 	p, err := startProc("pictofs mount", filepath.Join(h.logs, fmt.Sprintf("pictofs-mount-%02d.log", n)),
-		[]string{"PICTOGRAPH_API_KEY=" + h.key}, []string{"PICTOGRAPH_BASE_URL", "PICTOFS_API_KEY"}, args...)
+		[]string{"PICTOGRAPH_API_KEY=" + h.key}, []string{"PICTOGRAPH_BASE_URL", "PICTOFS_API_KEY", "PICTOFS_SHARED_CACHE", "PICTOFS_SHARED_CACHE_PASSWORD"}, args...)
 	if err != nil {
 		return nil, err
 	}
-	return h.waitMount(ctx, &mounted{kind: kindPictofs, dir: mnt, p: p, bin: h.bin, before: before, counter: h.proxy.snapshot})
+	return h.waitMount(ctx, &mounted{kind: kindPictofs, dir: mnt, p: p, bin: h.bin, before: before, counter: proxy.snapshot})
 }
 
 // mountFloor mounts the FUSE floor over the reference copy.

@@ -139,6 +139,19 @@ func (p *proc) stop(grace time.Duration) error {
 	return nil
 }
 
+// kill kills the process group with SIGKILL, as a crash would, and waits
+// for it to exit.
+func (p *proc) kill() error {
+	if p.exited() {
+		return nil
+	}
+	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	if !p.wait(10 * time.Second) {
+		return fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.name, p.pid())
+	}
+	return nil
+}
+
 // logTail is the last n lines of the process's log.
 func (p *proc) logTail(n int) string {
 	b, err := os.ReadFile(p.logPath)

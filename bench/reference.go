@@ -47,6 +47,28 @@ func (r *reference) expected() expected {
 	return expected{images: len(lines), digest: digestOf(lines)}
 }
 
+// hashesLen is the length of a digest line's tail: " <64 hex> <64 hex>".
+const hashesLen = 130
+
+// referenceFromLines is the reference of a dataset known by the digest lines
+// of a checked copy (the epoch dataset's reference copy, whose digest the
+// download-first run established): the hashes of every file, without sizes.
+func referenceFromLines(dataset string, lines []string) (*reference, error) {
+	ref := &reference{dataset: dataset, files: make(map[string]refFile, len(lines))}
+	for _, l := range lines {
+		n := len(l)
+		if n <= hashesLen || l[n-hashesLen] != ' ' || l[n-hashesLen/2] != ' ' {
+			return nil, fmt.Errorf("reference of %s: not a digest line: %q", dataset, l)
+		}
+		rel := l[:n-hashesLen]
+		if _, dup := ref.files[rel]; dup {
+			return nil, fmt.Errorf("reference of %s: %s twice", dataset, rel)
+		}
+		ref.files[rel] = refFile{imageSHA: l[n-hashesLen+1 : n-hashesLen/2], docSHA: l[n-hashesLen/2+1:]}
+	}
+	return ref, nil
+}
+
 // checkLines compares the digest lines of a partial epoch with the
 // reference: every line must be the reference's for its image, and no image
 // may come twice. It returns how many lines it checked.
@@ -55,8 +77,8 @@ func (r *reference) checkLines(what string, lines []string) (int, error) {
 	var bad []string
 	for _, l := range lines {
 		rel := l
-		if len(l) > 130 { // "<rel> <64 hex> <64 hex>"
-			rel = l[:len(l)-130]
+		if len(l) > hashesLen { // "<rel> <64 hex> <64 hex>"
+			rel = l[:len(l)-hashesLen]
 		}
 		if _, ok := r.files[rel]; !ok || r.line(rel) != l || seen[rel] {
 			bad = append(bad, rel)

@@ -17,7 +17,7 @@ import (
 var epochRows = []string{sysLocal, sysFloor, sysDownload, sysCold, sysEpoch2, sysWarm, sysWarmNoPT,
 	sysRcloneCold, sysRcloneWarm, sysS3fsCold, sysS3fsWarm}
 
-// Targets (issues 8, 9 and 14). None fails a run: each is reported as
+// Targets (issues 8, 9 and 14; issue 13's are in sharedreport.go). None fails a run: each is reported as
 // holding or not.
 const (
 	targetWarm         = 1.10        // DataLoader warm epoch (remount) ≤ 1.10 × local disk
@@ -53,6 +53,7 @@ type sizes struct {
 	AnnotatedListing int `json:"annotated_listing"`
 	BudgetImages     int `json:"budget_images"`
 	BudgetPerHour    int `json:"budget_requests_per_hour"`
+	SharedNodes      int `json:"shared_nodes"`
 }
 
 func (s *series) medTotal() float64 {
@@ -401,7 +402,7 @@ func (r *results) targets() []target {
 		fmtCount(api) + suffix, gate(verdict(api, func(v float64) bool { return v <= targetColdAPI }))})
 
 	ts = append(ts, r.annotatedTargets()...)
-	return ts
+	return append(ts, r.sharedTargets()...)
 }
 
 // annotatedTargets are the targets of the annotation rows.
@@ -525,6 +526,9 @@ func (r *results) tables() []*table {
 	if len(r.Annotated) > 0 {
 		ts = append(ts, r.annotatedTable())
 	}
+	if r.Shared != nil {
+		ts = append(ts, r.sharedTable())
+	}
 	return append(ts, r.targetTable())
 }
 
@@ -623,6 +627,11 @@ func (r *results) summary() (string, error) {
 	}
 	if len(r.Annotated) > 0 {
 		if err := r.annotatedTable().markdown(&b); err != nil {
+			return "", err
+		}
+	}
+	if r.Shared != nil {
+		if err := r.sharedTable().markdown(&b); err != nil {
 			return "", err
 		}
 	}
