@@ -49,6 +49,10 @@ const exportFormat = "pictograph"
 // cache are compared with the per-image route before a snapshot is trusted.
 const verifySamples = 2
 
+// steadyPolls is how many one-second polls a build gets before the
+// interval grows.
+const steadyPolls = 5
+
 // maxShapes is the most document shapes an export may mix: past it the
 // layout is not one the catalog can check cheaply, and is not used.
 const maxShapes = 3
@@ -440,11 +444,13 @@ func (c *Catalog) exportName(ds *Dataset, seq int) string {
 }
 
 // pollExport polls until the export completes, fails, or BuildTimeout
-// passes: after 1 s, then at doubling intervals up to PollInterval.
+// passes: every second for the first few seconds (a build usually takes
+// seconds, and readers may be waiting for it), then at doubling intervals
+// up to PollInterval. Each poll is an API request: a 3 s build costs three.
 func (c *Catalog) pollExport(ctx context.Context, api API, made *madeExport, exp *client.Export) (*client.Export, error) {
 	deadline := time.Now().Add(c.opts.Bulk.BuildTimeout)
 	wait := time.Second
-	for {
+	for polls := 0; ; polls++ {
 		switch exp.Status {
 		case client.ExportCompleted:
 			return exp, nil
@@ -465,7 +471,9 @@ func (c *Catalog) pollExport(ctx context.Context, api API, made *madeExport, exp
 			t.Stop()
 			return nil, ctx.Err()
 		}
-		wait = min(2*wait, c.opts.Bulk.PollInterval)
+		if polls >= steadyPolls {
+			wait = min(2*wait, c.opts.Bulk.PollInterval)
+		}
 		next, err := api.GetExport(ctx, made.dataset, made.name)
 		if err != nil {
 			return nil, fmt.Errorf("poll export %s: %w", made.name, err)
