@@ -44,6 +44,9 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.BoolFlag{Name: "bulk-annotations", Value: true, Usage: "serve annotation documents from one annotations-only export per dataset (a few API requests) instead of one request each; --bulk-annotations=false turns it off", EnvVars: []string{"PICTOFS_BULK_ANNOTATIONS"}},
 		&cli.DurationFlag{Name: "export-wait", Value: 5 * time.Second, Usage: "how long a document read waits for its dataset's export to finish building before it costs a per-image request (0: no wait)", EnvVars: []string{"PICTOFS_EXPORT_WAIT"}},
 		&cli.DurationFlag{Name: "wait-timeout", Value: 30 * time.Second, Usage: "longest a listing, stat or document open waits on the API (rate limits, retries, a slow server) before it fails with ETIMEDOUT or EAGAIN", EnvVars: []string{"PICTOFS_WAIT_TIMEOUT"}},
+		&cli.BoolFlag{Name: "read-only", Usage: "refuse every change with EROFS (by default new images upload on close, annotation documents save on close, and nothing on the server can be lost: images are never overwritten and removing needs --allow-delete)", EnvVars: []string{"PICTOFS_READ_ONLY"}},
+		&cli.BoolFlag{Name: "allow-delete", Usage: "let rm archive images and clear annotation documents, and rmdir remove folders that held images (without it they fail with EPERM); rmdir of a dataset that holds any image fails either way", EnvVars: []string{"PICTOFS_ALLOW_DELETE"}},
+		&cli.StringFlag{Name: "max-upload-size", Value: "100MiB", Usage: "largest file written through the mount; a bigger one fails with EFBIG", EnvVars: []string{"PICTOFS_MAX_UPLOAD_SIZE"}},
 		&cli.BoolFlag{Name: "allow-other", Usage: "let other users access the mount", EnvVars: []string{"PICTOFS_ALLOW_OTHER"}},
 		&cli.IntFlag{Name: "uid", Value: -1, DefaultText: "the mounting user", Usage: "owner of every file", EnvVars: []string{"PICTOFS_UID"}},
 		&cli.IntFlag{Name: "gid", Value: -1, DefaultText: "the mounting user's group", Usage: "group of every file", EnvVars: []string{"PICTOFS_GID"}},
@@ -115,6 +118,10 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 	if err != nil {
 		return err
 	}
+	writes, err := writeOptions(cc, opts.Dir)
+	if err != nil {
+		return err
+	}
 	cache, err := blobcache.Open(opts)
 	if err != nil {
 		return fmt.Errorf("open cache %s: %w", opts.Dir, err)
@@ -135,6 +142,7 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 			Disable: !cc.Bool("bulk-annotations"),
 			Wait:    noWaitIfZero(cc.Duration("export-wait")),
 		},
+		Writes: writes,
 		Logger: logger,
 	})
 	if err != nil {
@@ -159,6 +167,7 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 		GID:                uint32(gid),
 		AllowOther:         cc.Bool("allow-other"),
 		DisablePassthrough: !cc.Bool("passthrough"),
+		ReadOnly:           cc.Bool("read-only"),
 		DebugFUSE:          cc.Bool("debug-fuse"),
 		FSName:             "pictofs:" + api.BaseURL().Host,
 		Logger:             logger,
@@ -170,6 +179,9 @@ func runMount(cc *cli.Context, logger *slog.Logger, api *client.Client, keySourc
 	if ready != nil {
 		ready(m)
 	}
+	// Images an earlier mount staged and could not upload (it was killed):
+	// upload them now, or say where they are kept.
+	cat.StartRecovery()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -235,6 +247,27 @@ func cacheOptions(cc *cli.Context, logger *slog.Logger) (blobcache.Options, erro
 		minFree = -1 // blobcache reads 0 as "the default"; the user asked for no floor
 	}
 	return blobcache.Options{Dir: dir, MaxBytes: size, MinFreeRatio: minFree, Logger: logger}, nil
+}
+
+// writeOptions are the catalog's write options from the flags: files are
+// staged under the cache directory (in a folder the cache never uses),
+// unless the mount is read-only.
+func writeOptions(cc *cli.Context, cacheDir string) (catalog.WriteOptions, error) {
+	if cc.Bool("read-only") {
+		return catalog.WriteOptions{}, nil
+	}
+	limit, err := units.ParseBytes(cc.String("max-upload-size"))
+	if err == nil && limit == 0 {
+		err = errors.New("must be above zero")
+	}
+	if err != nil {
+		return catalog.WriteOptions{}, fmt.Errorf("--max-upload-size: %w", err)
+	}
+	return catalog.WriteOptions{
+		StagingDir:   filepath.Join(cacheDir, "staging"),
+		AllowDelete:  cc.Bool("allow-delete"),
+		MaxFileBytes: limit,
+	}, nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -191,7 +191,7 @@ func (c *Catalog) exportDoc(ds *Dataset, im *Image) (docRef, bool) {
 	b.mu.Lock()
 	snap := b.snap
 	b.mu.Unlock()
-	if !c.fresh(snap) {
+	if !c.fresh(snap) || ds.documentEdited(im) {
 		return docRef{}, false
 	}
 	ref, ok := snap.docs[im.id]
@@ -247,7 +247,7 @@ func (c *Catalog) documentFromExport(ds *Dataset, im *Image) (doc Doc, ok bool, 
 	b.mu.Lock()
 	snap := b.snap
 	b.mu.Unlock()
-	if !c.fresh(snap) {
+	if !c.fresh(snap) || ds.documentEdited(im) {
 		return Doc{}, false, nil
 	}
 	ref, found := snap.docs[im.id]

@@ -45,6 +45,8 @@ type Catalog struct {
 	// docAhead bounds the document fetches started ahead of a reader.
 	docAhead chan struct{}
 
+	writes writeState
+
 	stats counters
 }
 
@@ -83,7 +85,7 @@ func New(ctx context.Context, opts Options) (*Catalog, error) {
 	}
 	opts.setDefaults()
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Catalog{
+	c := &Catalog{
 		opts:      opts,
 		log:       opts.Logger,
 		ctx:       cctx,
@@ -92,7 +94,12 @@ func New(ctx context.Context, opts Options) (*Catalog, error) {
 		datasets:  map[string]*Dataset{},
 		byID:      map[string]*Dataset{},
 		docAhead:  make(chan struct{}, 32),
-	}, nil
+	}
+	if err := c.openWrites(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Options returns the catalog's options with their defaults filled in.
@@ -129,6 +136,7 @@ func (c *Catalog) Close(ctx context.Context) {
 	c.rootMu.Unlock()
 	c.cancel()
 	c.bg.Wait()
+	c.closeWrites()
 	for _, ds := range all {
 		c.deleteLeftoverExport(ctx, ds)
 	}
@@ -372,6 +380,9 @@ type Dataset struct {
 	docsRead atomic.Bool
 
 	bulk bulkState
+
+	// local holds the changes made through this mount.
+	local localState
 }
 
 // ID is the dataset's UUID.
@@ -420,6 +431,7 @@ func (c *Catalog) snapshot(ctx context.Context, ds *Dataset) (*snapshot, error) 
 		return snap, nil
 	}
 	ch := ds.loadSF.DoChan("images", func() (any, error) {
+		start := time.Now()
 		b := newSnapshotBuilder(c.opts.StatusFilter)
 		meta, err := c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
 			b.add(page)
@@ -431,6 +443,7 @@ func (c *Catalog) snapshot(ctx context.Context, ds *Dataset) (*snapshot, error) 
 		s := b.build(time.Now())
 		ds.setMeta(*meta)
 		ds.mu.Lock()
+		s = c.withLocal(ds, s, start)
 		ds.snap = s
 		ds.mu.Unlock()
 		c.log.Debug("listed dataset", "dataset", meta.Name, "images", s.count)

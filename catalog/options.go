@@ -89,6 +89,10 @@ type Options struct {
 	// off, so every document costs one request.
 	Bulk BulkOptions
 
+	// Writes configures writes through the mount. The zero value takes
+	// none.
+	Writes WriteOptions
+
 	Logger *slog.Logger
 }
 
@@ -143,7 +147,7 @@ func (o *Options) validate() error {
 	if o.Bulk.LowBudget < 0 {
 		return fmt.Errorf("catalog: Bulk.LowBudget must not be negative, got %d", o.Bulk.LowBudget)
 	}
-	return nil
+	return o.Writes.validate()
 }
 
 func (o *Options) setDefaults() {
@@ -169,4 +173,5 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Writes.setDefaults()
 }

@@ -33,6 +33,11 @@ type Options struct {
 	// complete cached blobs from the kernel where it and the privileges
 	// allow it.
 	DisablePassthrough bool
+	// ReadOnly mounts read-only: the kernel refuses every change with
+	// EROFS before it reaches the mount. Otherwise the mount takes the
+	// writes its catalog takes (catalog.WriteOptions) and refuses the rest
+	// with a precise errno.
+	ReadOnly bool
 	// DebugFUSE logs every FUSE request.
 	DebugFUSE bool
 	// FSName is shown as the mount's source in /proc/mounts. Default

@@ -60,12 +60,17 @@ var (
 	_ gofs.NodeFlusher   = (*readOnlyFile)(nil)
 )
 
-// Flush answers ENOSYS, which tells the kernel to stop sending FLUSH on
-// every close for the whole mount: a read-only file has nothing to flush.
+// Flush has nothing to do for a file opened for reading. Such opens carry
+// FOPEN_NOFLUSH, so the kernel (5.17 and later) does not even send it;
+// ENOSYS would stop FLUSH for the whole mount, writes included.
 func (*readOnlyFile) Flush(context.Context, gofs.FileHandle) syscall.Errno {
-	return syscall.ENOSYS
+	return 0
 }
 
 func (*readOnlyFile) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EROFS
 }
+
+// readOpenFlags are the open flags of a file opened for reading: no FLUSH
+// at close.
+const readOpenFlags = fuse.FOPEN_NOFLUSH
