@@ -464,6 +464,7 @@ func (c *Catalog) commitImage(ctx context.Context, f *LocalFile) error {
 	if err != nil {
 		if errors.Is(err, client.ErrConflict) {
 			c.log.Warn("not uploaded: an image of that name exists; it is not overwritten", "path", at.String(), "dataset", f.ds.Meta().Name)
+			c.staleListing(f.ds)
 		}
 		return err
 	}

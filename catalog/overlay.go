@@ -356,3 +356,15 @@ func (c *Catalog) recordRemoval(ds *Dataset, dirKey string, im *Image) {
 	l.mu.Unlock()
 	c.changeSnapshot(ds, func(e *snapEdit) { e.removeImage(dirKey, im.id) })
 }
+
+// staleListing makes the next look at the dataset list it again: the
+// server holds something the listing does not (a name taken meanwhile).
+func (c *Catalog) staleListing(ds *Dataset) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.snap != nil {
+		s := *ds.snap
+		s.loadedAt = time.Time{}
+		ds.snap = &s
+	}
+}

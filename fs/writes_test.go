@@ -155,5 +155,284 @@ func errnoIs(err error, want syscall.Errno) bool {
 	return errors.As(err, &e) && e == want
 }
 
-var _ = exec.Command
-var _ = fs.Options{}
+// TestImageWritesRefused checks every way a new image can be refused: each
+// is the errno of the call that fails, the file is not left behind, and
+// nothing reaches the server.
+func TestImageWritesRefused(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	newDataset(t, srv, "ref")
+	cacheDir := t.TempDir()
+	tm := writable(t, srv, mountConfig{cacheDir: cacheDir, catalog: func(o *catalog.Options) { o.Writes.MaxFileBytes = 64 << 10 }}, false)
+	images := filepath.Join(tm.dir, "ref", "images")
+	if err := os.WriteFile(filepath.Join(images, "first.png"), pngBytes(t, 1), 0o644); err != nil {
+		t.Fatalf("upload first.png: %v", err)
+	}
+	// Another client takes a name after the mount listed the folder.
+	os.ReadDir(images)
+	if _, err := tm.api.UploadImage(context.Background(), "ref", "/", "taken.png", "image/png", pngBytes(t, 2), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	big := append(pngBytes(t, 3), make([]byte, 100<<10)...)
+	tests := []struct {
+		name string
+		op   func() error
+		want syscall.Errno
+	}{
+		{"unknown extension", func() error { return os.WriteFile(filepath.Join(images, "notes.txt"), []byte("hi"), 0o644) }, syscall.EINVAL},
+		{"no extension", func() error { return os.WriteFile(filepath.Join(images, "README"), []byte("hi"), 0o644) }, syscall.EINVAL},
+		{"empty file", func() error { return os.WriteFile(filepath.Join(images, "empty.png"), nil, 0o644) }, syscall.EINVAL},
+		{"bytes that are no image", func() error { return os.WriteFile(filepath.Join(images, "text.jpg"), []byte("plain text"), 0o644) }, syscall.EINVAL},
+		{"over the size limit", func() error { return os.WriteFile(filepath.Join(images, "big.png"), big, 0o644) }, syscall.EFBIG},
+		{"overwrite an image", func() error { return os.WriteFile(filepath.Join(images, "first.png"), pngBytes(t, 4), 0o644) }, syscall.EEXIST},
+		{"name taken on the server", func() error { return os.WriteFile(filepath.Join(images, "taken.png"), pngBytes(t, 5), 0o644) }, syscall.EEXIST},
+		{"rename an image", func() error { return os.Rename(filepath.Join(images, "first.png"), filepath.Join(images, "second.png")) }, syscall.EPERM},
+		{"scratch renamed over an image", func() error {
+			if err := os.WriteFile(filepath.Join(images, ".tmp.png"), pngBytes(t, 6), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(filepath.Join(images, ".tmp.png"), filepath.Join(images, "first.png"))
+		}, syscall.EEXIST},
+		{"unlink without --allow-delete", func() error { return os.Remove(filepath.Join(images, "first.png")) }, syscall.EPERM},
+		{"truncate an image", func() error { return os.Truncate(filepath.Join(images, "first.png"), 0) }, syscall.EPERM},
+		{"chmod an image", func() error { return os.Chmod(filepath.Join(images, "first.png"), 0o600) }, syscall.EPERM},
+		{"file next to images/", func() error { return os.WriteFile(filepath.Join(tm.dir, "ref", "x.png"), pngBytes(t, 7), 0o644) }, syscall.EPERM},
+		{"write dataset.json", func() error { return os.WriteFile(filepath.Join(tm.dir, "ref", "dataset.json"), []byte("{}"), 0o644) }, syscall.EPERM},
+		{"rmdir images/", func() error { return os.Remove(images) }, syscall.EPERM},
+		{"symlink", func() error { return os.Symlink("first.png", filepath.Join(images, "link.png")) }, syscall.EPERM},
+	}
+	for _, tc := range tests {
+		if err := tc.op(); !errnoIs(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	os.Remove(filepath.Join(images, ".tmp.png"))
+	entries, err := os.ReadDir(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); got != "first.png taken.png" {
+		t.Errorf("images/ lists %q after the refusals, want %q", got, "first.png taken.png")
+	}
+	if got := keysOf(serverImages(t, tm.api, "ref")); strings.Join(got, " ") != "/first.png /taken.png" {
+		t.Errorf("server holds %v, want first.png and taken.png only", got)
+	}
+	if staged, _ := os.ReadDir(filepath.Join(cacheDir, "staging")); len(staged) != 0 {
+		t.Errorf("staging area holds %d files after the refusals, want none", len(staged))
+	}
+}
+
+// TestToolsWriteImages writes images with rsync, Python's open(…, "wb") and
+// PIL's save, through hidden temp files and renames as the tools do.
+func TestToolsWriteImages(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	newDataset(t, srv, "tools")
+	tm := writable(t, srv, mountConfig{}, false)
+	images := filepath.Join(tm.dir, "tools", "images")
+	src := t.TempDir()
+	want := map[string][]byte{}
+	for i := range 6 {
+		name := fmt.Sprintf("r%d.png", i)
+		if i%2 == 1 {
+			name = "nested/" + name
+		}
+		want["rs/"+name] = pngBytes(t, 100+i)
+		os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(src, name), want["rs/"+name], 0o644)
+	}
+	if _, err := exec.LookPath("rsync"); err == nil {
+		run(t, "rsync", "-a", src+"/", filepath.Join(images, "rs")+"/")
+	} else {
+		requireTool(t, "rsync")
+	}
+	py := pythonWithPIL(t)
+	want["py/open.png"] = pngBytes(t, 200)
+	os.WriteFile(filepath.Join(src, "open.png"), want["py/open.png"], 0o644)
+	if err := os.Mkdir(filepath.Join(images, "py"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, py, "-c", `
+import sys
+data = open(sys.argv[1], "rb").read()
+with open(sys.argv[2], "wb") as f:
+    f.write(data)
+from PIL import Image
+img = Image.new("RGB", (32, 24), (200, 10, 30))
+img.save(sys.argv[3])
+img.save(sys.argv[4], quality=90)
+`, filepath.Join(src, "open.png"), filepath.Join(images, "py", "open.png"), filepath.Join(images, "py", "pil.png"), filepath.Join(images, "py", "pil.jpg"))
+	for _, name := range []string{"py/pil.png", "py/pil.jpg"} {
+		b, err := os.ReadFile(filepath.Join(images, name))
+		if err != nil {
+			t.Fatalf("read %s back: %v", name, err)
+		}
+		want[name] = b
+	}
+	got := serverImages(t, tm.api, "tools")
+	for name, b := range want {
+		dir, file := filepath.Split(name)
+		img, ok := got[strings.TrimSuffix(dir, "/")+"/"+file]
+		if !ok {
+			t.Errorf("%s is not on the server (it holds %v)", name, keysOf(got))
+			continue
+		}
+		if s := serverBytes(t, tm.api, "tools", img.DirectoryPath, file); !bytes.Equal(s, b) {
+			t.Errorf("%s: server bytes differ from what was written", name)
+		}
+		if name == "py/pil.png" && (img.Width != 32 || img.Height != 24) {
+			t.Errorf("%s: registered %dx%d, want 32x24", name, img.Width, img.Height)
+		}
+		if name == "py/pil.jpg" && img.ContentType != "image/jpeg" {
+			t.Errorf("%s: content type %q, want image/jpeg", name, img.ContentType)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("server holds %d images, want %d: %v", len(got), len(want), keysOf(got))
+	}
+	out := run(t, "find", images, "-name", ".*")
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("temp files left in the mount: %q", out)
+	}
+}
+
+// TestScratchFiles checks hidden files: staged and listed, never uploaded;
+// renamed to an image name they upload, and the rename reports it.
+func TestScratchFiles(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	newDataset(t, srv, "scr")
+	cacheDir := t.TempDir()
+	tm := writable(t, srv, mountConfig{cacheDir: cacheDir}, false)
+	images := filepath.Join(tm.dir, "scr", "images")
+	scratch := filepath.Join(images, ".partial.png")
+	b := pngBytes(t, 9)
+	if err := os.WriteFile(scratch, b, 0o600); err != nil {
+		t.Fatalf("write a scratch file: %v", err)
+	}
+	if got, err := os.ReadFile(scratch); err != nil || !bytes.Equal(got, b) {
+		t.Errorf("read the scratch file back: %v", err)
+	}
+	if st, err := os.Stat(scratch); err != nil || st.Mode().Perm() != 0o600 || st.Size() != int64(len(b)) {
+		t.Errorf("stat scratch: %v %v, want mode 0600 and %d bytes", st, err, len(b))
+	}
+	if n := len(serverImages(t, tm.api, "scr")); n != 0 {
+		t.Errorf("a scratch file reached the server: %d images", n)
+	}
+	if err := os.Rename(scratch, filepath.Join(images, "final.png")); err != nil {
+		t.Fatalf("rename scratch to an image name: %v", err)
+	}
+	if _, ok := serverImages(t, tm.api, "scr")["/final.png"]; !ok {
+		t.Errorf("final.png not uploaded by the rename")
+	}
+	if got, err := os.ReadFile(filepath.Join(images, "final.png")); err != nil || !bytes.Equal(got, b) {
+		t.Errorf("read final.png: %v", err)
+	}
+	os.WriteFile(filepath.Join(images, ".drop.png"), b, 0o644)
+	if err := os.Remove(filepath.Join(images, ".drop.png")); err != nil {
+		t.Errorf("unlink a scratch file: %v", err)
+	}
+	if err := os.Rename(filepath.Join(images, "final.png"), filepath.Join(images, ".back.png")); !errnoIs(err, syscall.EPERM) {
+		t.Errorf("rename an uploaded image to a scratch name: got %v, want EPERM", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(cacheDir, "staging"))
+	if len(entries) != 0 {
+		t.Errorf("staging area holds %d files after every file was sent or dropped", len(entries))
+	}
+}
+
+// TestBudgetAndRolesRefuseUploads checks EAGAIN when the client's hourly
+// budget is spent (the file stays staged and listed, and a later close
+// sends it), and EACCES for keys whose role cannot upload.
+func TestBudgetAndRolesRefuseUploads(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	newDataset(t, srv, "bud")
+	ctx := context.Background()
+	budget := 4
+	tm := writable(t, srv, mountConfig{client: func(o *client.Options) { o.RequestsPerHour = budget }}, false)
+	images := filepath.Join(tm.dir, "bud", "images")
+	if _, err := os.ReadDir(images); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := range budget {
+		if err = os.WriteFile(filepath.Join(images, fmt.Sprintf("b%d.png", i)), pngBytes(t, i), 0o644); err != nil {
+			break
+		}
+	}
+	if !errnoIs(err, syscall.EAGAIN) {
+		t.Fatalf("uploads past the budget: got %v, want EAGAIN", err)
+	}
+	entries, _ := os.ReadDir(images)
+	if len(entries) == 0 {
+		t.Errorf("a file refused for the budget should stay listed (staged for a later attempt)")
+	}
+
+	for _, role := range []string{"viewer", "annotator"} {
+		key, err := srv.CreateKey(ctx, srv.DefaultOrg(), role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rm := writable(t, srv, mountConfig{key: key}, false)
+		err = os.WriteFile(filepath.Join(rm.dir, "bud", "images", role+".png"), pngBytes(t, 50), 0o644)
+		if !errnoIs(err, syscall.EACCES) {
+			t.Errorf("upload with a %s key: got %v, want EACCES", role, err)
+		}
+	}
+}
+
+// TestReadOnlyMount checks --read-only: every change is EROFS.
+func TestReadOnlyMount(t *testing.T) {
+	srv := startServer(t, devserver.Options{})
+	seedDemo(t, srv, 4)
+	tm := writable(t, srv, mountConfig{tweak: func(o *fs.Options) { o.ReadOnly = true }}, true)
+	ds := filepath.Join(tm.dir, demoName)
+	var doc, img string
+	filepath.WalkDir(ds, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") && strings.Contains(p, "annotations") && doc == "" {
+			doc = p
+		}
+		if err == nil && !d.IsDir() && strings.Contains(p, "/images/") && img == "" {
+			img = p
+		}
+		return nil
+	})
+	for name, op := range map[string]func() error{
+		"create":       func() error { return os.WriteFile(filepath.Join(ds, "images", "n.png"), pngBytes(t, 1), 0o644) },
+		"mkdir":        func() error { return os.Mkdir(filepath.Join(ds, "images", "d"), 0o755) },
+		"write doc":    func() error { return os.WriteFile(doc, []byte("{}"), 0o644) },
+		"unlink":       func() error { return os.Remove(img) },
+		"chmod doc":    func() error { return os.Chmod(doc, 0o600) },
+		"new dataset":  func() error { return os.Mkdir(filepath.Join(tm.dir, "new"), 0o755) },
+		"rename image": func() error { return os.Rename(img, img+".x") },
+	} {
+		if err := op(); !errnoIs(err, syscall.EROFS) {
+			t.Errorf("%s on a read-only mount: got %v, want EROFS", name, err)
+		}
+	}
+	if st, err := os.Stat(doc); err != nil || st.Mode().Perm() != 0o444 {
+		t.Errorf("document mode on a read-only mount: %v %v, want 0444", st, err)
+	}
+}
+
+// requireTool skips without a tool, or fails when FUSE tests are required.
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
+		t.Fatalf("%s is not installed", name)
+	}
+	t.Skipf("%s is not installed", name)
+}
+
+// pythonWithPIL returns a Python that imports PIL.
+func pythonWithPIL(t *testing.T) string {
+	t.Helper()
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(py, "-c", "import PIL").Run() == nil {
+			return py
+		}
+	}
+	requireTool(t, "python3 with PIL (python3-pil)")
+	return ""
+}
