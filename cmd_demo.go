@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,22 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/metrics"
 )
+
+// demoConfig is what `pictofs demo` is told.
+type demoConfig struct {
+	Mount  mountConfig
+	Images int
+}
+
+// check validates the demo's flags (the mount's through mountConfig.check).
+func (c *demoConfig) check() error {
+	if c.Images < 1 {
+		return fmt.Errorf("--demo-images %d: want at least 1", c.Images)
+	}
+	return c.Mount.check()
+}
 
 func demoCommand() *cli.Command {
 	flags := append([]cli.Flag{
@@ -26,56 +42,71 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			logger, err := newLogger(cc.String("log-level"))
-			if err != nil {
-				return err
-			}
-			if n := cc.Int("demo-images"); n < 1 {
-				return fmt.Errorf("--demo-images must be at least 1, got %d", n)
-			}
-			if err := fs.CheckMountpoint(mnt); err != nil {
-				return err
-			}
 			tmp, err := os.MkdirTemp("", "pictofs-demo-")
 			if err != nil {
 				return err
 			}
 			defer os.RemoveAll(tmp)
-			if !cc.IsSet("cache-dir") {
-				if err := cc.Set("cache-dir", filepath.Join(tmp, "cache")); err != nil {
-					return err
-				}
+			cfg := demoConfig{Mount: mountConfigFrom(cc, mnt), Images: cc.Int("demo-images")}
+			if cfg.Mount.CacheDir == "" {
+				cfg.Mount.CacheDir = filepath.Join(tmp, "cache") // the demo leaves nothing behind
 			}
-			srv, err := devserver.New(cc.Context, devserver.Options{DataDir: filepath.Join(tmp, "server"), Logger: logger})
-			if err != nil {
+			if err := cfg.check(); err != nil {
 				return err
 			}
-			defer srv.Close()
-			if err := srv.Start(); err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "pictofs demo: generating %d images…\n", cc.Int("demo-images"))
-			if _, err := srv.SeedDemo(cc.Context, srv.DefaultOrg(), "shapes-demo", cc.Int("demo-images")); err != nil {
-				return err
-			}
-			api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), UserAgent: "pictofs/" + version, Logger: logger})
-			if err != nil {
-				return err
-			}
-			return runMount(cc, logger, api, "the demo server", mnt, func(m *fs.Mounted) {
-				d := m.Dir()
-				fmt.Printf(`pictofs demo is mounted at %[1]s (local API %[2]s).
+			return runDemo(cc.Context, cfg, tmp)
+		},
+	}
+}
+
+// runDemo starts the local server with the demo dataset in dir and mounts
+// it until Ctrl-C.
+func runDemo(ctx context.Context, cfg demoConfig, dir string) error {
+	red := &redactor{}
+	logger, closeLog, err := openLogger(cfg.Mount.Log, red)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if err := fs.CheckMountpoint(cfg.Mount.Mountpoint); err != nil {
+		return err
+	}
+	srv, err := devserver.New(ctx, devserver.Options{DataDir: filepath.Join(dir, "server"), Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "pictofs demo: generating %d images…\n", cfg.Images)
+	if _, err := srv.SeedDemo(ctx, srv.DefaultOrg(), "shapes-demo", cfg.Images); err != nil {
+		return err
+	}
+	red.add(srv.AdminKey())
+	met := metrics.New()
+	opts := client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), UserAgent: "pictofs/" + version, Logger: logger}
+	observeClient(&opts, met)
+	api, err := client.New(opts)
+	if err != nil {
+		return err
+	}
+	d, err := startMount(ctx, mountSetup{cfg: cfg.Mount, log: logger, api: api, keySource: "the demo server", metrics: met})
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	fmt.Printf(`pictofs demo is mounted at %[1]s (local API %[2]s).
 
 Try, in another terminal:
   ls %[1]s/shapes-demo
   ls -l %[1]s/shapes-demo/images/train | head
   cat %[1]s/shapes-demo/annotations/train/$(ls %[1]s/shapes-demo/annotations/train | head -1)
   python3 examples/pytorch_loader.py %[1]s/shapes-demo
+  pictofs status %[1]s
   mkdir %[1]s/my-new-dataset && rmdir %[1]s/my-new-dataset
 
 Press Ctrl-C to unmount and clean up.
-`, d, srv.APIURL())
-			})
-		},
-	}
+`, d.m.Dir(), srv.APIURL())
+	return d.serveUntilStopped(ctx)
 }

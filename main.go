@@ -2,10 +2,14 @@
 // a local Pictograph-compatible API for demos and tests.
 //
 // main is the only place that reads flags, environment variables and config
-// files; it turns them into each package's Options and wires the packages.
+// files: each command turns them into one config struct (mountConfig,
+// demoConfig), validates it in one function, and hands it to a run function
+// that wires the packages. It also recognises being called by mount(8) as a
+// mount helper (helper.go).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -23,14 +27,39 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			mountCommand(),
 			unmountCommand(),
+			statusCommand(),
+			warmCommand(),
 			demoCommand(),
 			serveCommand(),
+			daemonChild(),
+			warmWalkChild(),
 		},
 	}
 }
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	args := os.Args
+	if isHelperCall(args, app) {
+		var fake bool
+		var err error
+		args, fake, err = helperArgs(args, mountFlags(true))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pictofs:", err)
+			os.Exit(1)
+		}
+		if fake {
+			return
+		}
+	}
+	if err := app.Run(args); err != nil {
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) {
+			if msg := exit.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, msg)
+			}
+			os.Exit(exit.ExitCode())
+		}
 		fmt.Fprintln(os.Stderr, "pictofs:", err)
 		os.Exit(1)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,14 +10,13 @@ import (
 
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/fusetest"
 )
 
 // TestMountRefusesBadInput checks that every bad input gets one clear error
 // and leaves nothing mounted.
 func TestMountRefusesBadInput(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("/dev/fuse is missing: the checks after it cannot be reached")
-	}
+	fusetest.Require(t) // the checks after the mount point's cannot be reached without FUSE
 	srv, err := devserver.New(context.Background(), devserver.Options{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +35,13 @@ func TestMountRefusesBadInput(t *testing.T) {
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "mine.txt"), []byte("keep"), 0o644)
 	cache := "--cache-dir=" + t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o600)
 
 	tests := []struct {
 		name string
@@ -50,6 +57,9 @@ func TestMountRefusesBadInput(t *testing.T) {
 		{"rejected key", []string{"mount", "--api-key=pk_live_wrong", "--api-url=" + srv.APIURL(), cache, empty}, "rejected"},
 		{"bad cache size", []string{"mount", "--api-key=" + srv.AdminKey(), "--api-url=" + srv.APIURL(), "--cache-size=lots", cache, empty}, "--cache-size"},
 		{"bad log level", []string{"mount", "--log-level=loud", empty}, "--log-level"},
+		{"cache dir under a file", []string{"mount", "--api-key=" + srv.AdminKey(), "--api-url=" + srv.APIURL(), "--cache-dir=" + notDir + "/c", empty}, "--cache-dir " + notDir + "/c: "},
+		{"metrics address in use (after mounting)", []string{"mount", "--api-key=" + srv.AdminKey(), "--api-url=" + srv.APIURL(), cache, "--metrics-addr=" + busy.Addr().String(), empty}, "--metrics-addr"},
+		{"bad status", []string{"mount", "--status=done", empty}, "--status"},
 		{"unmount of a plain directory", []string{"unmount", empty}, "not mounted"},
 	}
 	for _, tt := range tests {

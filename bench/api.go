@@ -29,13 +29,35 @@ const apiPrefix = "/api/v1/developer/"
 type seedSpec struct {
 	name   string
 	images int
+	// synthetic seeds devserver.SeedSynthetic's small images spread over
+	// dirs folders instead of the demo's generated photos-like images; it
+	// annotates the even ones, and the harness annotates every other image
+	// i for which annotate(i) holds (and marks it complete).
+	synthetic bool
+	dirs      int
+	annotate  func(i int) bool
+}
+
+// completed is the dataset's completed_image_count once seeded: every demo
+// image, and the annotated synthetic ones.
+func (sp seedSpec) completed() int {
+	if !sp.synthetic {
+		return sp.images
+	}
+	n := 0
+	for i := range sp.images {
+		if i%2 == 0 || (sp.annotate != nil && sp.annotate(i)) {
+			n++
+		}
+	}
+	return n
 }
 
 // seedData makes sure dataDir holds every dataset in specs with its image
-// count, seeding the missing ones with the demo generator (the one behind
-// `pictofs serve --demo`; deterministic from seed 1). A dataset with the
-// wrong count (an interrupted seeding) makes it start over in an empty
-// directory. It returns the admin key of the organization.
+// and completed counts, seeding the missing ones with the devserver's
+// generators (deterministic from seed 1). A dataset with other counts (an
+// interrupted seeding) makes it start over in an empty directory. It
+// returns the admin key of the organization.
 func seedData(ctx context.Context, dataDir string, specs []seedSpec, logf func(string, ...any)) (string, error) {
 	for attempt := 0; ; attempt++ {
 		key, stale, err := trySeed(ctx, dataDir, specs, logf)
@@ -53,7 +75,7 @@ func seedData(ctx context.Context, dataDir string, specs []seedSpec, logf func(s
 }
 
 func trySeed(ctx context.Context, dataDir string, specs []seedSpec, logf func(string, ...any)) (key string, stale bool, err error) {
-	srv, err := devserver.New(ctx, devserver.Options{DataDir: dataDir})
+	srv, err := devserver.New(ctx, devserver.Options{DataDir: dataDir, RequestsPerHour: 1 << 30})
 	if err != nil {
 		return "", false, fmt.Errorf("open data dir: %w", err)
 	}
@@ -61,7 +83,7 @@ func trySeed(ctx context.Context, dataDir string, specs []seedSpec, logf func(st
 	org := srv.DefaultOrg()
 	for _, sp := range specs {
 		if d, err := srv.Dataset(ctx, org, sp.name); err == nil {
-			if d.ImageCount != sp.images {
+			if d.ImageCount != sp.images || d.CompletedImageCount != sp.completed() {
 				return "", true, nil
 			}
 			continue
@@ -69,6 +91,16 @@ func trySeed(ctx context.Context, dataDir string, specs []seedSpec, logf func(st
 			return "", false, fmt.Errorf("look up %s: %w", sp.name, err)
 		}
 		start := time.Now()
+		if err := seedOne(ctx, srv, org, sp, logf); err != nil {
+			return "", false, fmt.Errorf("seed %s: %w", sp.name, err)
+		}
+		logf("seeded %s in %v", sp.name, time.Since(start).Round(time.Millisecond))
+	}
+	return srv.AdminKey(), false, nil
+}
+
+func seedOne(ctx context.Context, srv *devserver.Server, org string, sp seedSpec, logf func(string, ...any)) error {
+	if !sp.synthetic {
 		logf("seeding %s with %d generated images (once per data dir)…", sp.name, sp.images)
 		step := max(sp.images/4, 1)
 		next := step
@@ -78,12 +110,58 @@ func trySeed(ctx context.Context, dataDir string, specs []seedSpec, logf func(st
 				next = (done/step + 1) * step
 			}
 		})
-		if err != nil {
-			return "", false, fmt.Errorf("seed %s: %w", sp.name, err)
-		}
-		logf("seeded %s in %v", sp.name, time.Since(start).Round(time.Millisecond))
+		return err
 	}
-	return srv.AdminKey(), false, nil
+	logf("seeding %s with %d synthetic images, %d of them annotated (once per data dir)…", sp.name, sp.images, sp.completed())
+	if err := srv.SeedSynthetic(ctx, org, sp.name, sp.images, sp.dirs); err != nil {
+		return err
+	}
+	if sp.annotate == nil {
+		return nil
+	}
+	// The generator annotates the even images; the others are found by
+	// name in the listing, which needs the API.
+	if srv.APIURL() == "" {
+		if err := srv.Start(); err != nil {
+			return err
+		}
+	}
+	a := newAPIClient(srv.APIURL(), srv.AdminKey(), 1)
+	defer a.close()
+	_, images, err := a.datasetImages(ctx, sp.name)
+	if err != nil {
+		return err
+	}
+	box := []client.Annotation{{ID: "bench-box", Name: "square", Type: "bbox", BoundingBox: &client.BoundingBox{X: 1, Y: 1, W: 6, H: 6}}}
+	for _, im := range images {
+		i, ok := syntheticIndex(im.Filename)
+		if !ok {
+			return fmt.Errorf("image %q is not named as SeedSynthetic names them", im.Filename)
+		}
+		if i%2 == 0 || !sp.annotate(i) {
+			continue
+		}
+		if err := srv.SetAnnotations(ctx, org, im.ID, box); err != nil {
+			return err
+		}
+		if err := srv.SetImageStatus(ctx, org, im.ID, "complete"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syntheticIndex is the i of devserver.SyntheticFilename(i).
+func syntheticIndex(name string) (int, bool) {
+	digits, ok := strings.CutPrefix(strings.TrimSuffix(strings.TrimSuffix(name, ".png"), ".jpg"), "img-")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || devserver.SyntheticFilename(i) != name {
+		return 0, false
+	}
+	return i, true
 }
 
 // freePort returns a loopback address with a port that was free a moment ago.

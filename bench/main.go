@@ -66,6 +66,16 @@ type config struct {
 	dataDir          string
 	tmpDir           string
 	python           string
+	allowTmpfs       bool
+	annotatedImages  int
+	annotatedListing int
+	budgetImages     int
+	budgetPerHour    int
+	// flags is every flag with its value, defaults included, for the report.
+	flags []string
+	// mode is a side job instead of the benchmark: "source-hash",
+	// "check-figures" or "write-readme"; "" runs the benchmark.
+	mode string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -96,12 +106,37 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.dataDir, "data-dir", "bench/out/data", "devserver data directory, kept between invocations so seeding happens once")
 	fs.StringVar(&c.tmpDir, "tmp-dir", "", "where mounts, caches and copies go (default: the system temp dir)")
 	fs.StringVar(&c.python, "python", "/usr/bin/python3", "Python with torch, torchvision and PIL")
+	fs.BoolVar(&c.allowTmpfs, "allow-tmpfs", false, "measure even when the work directory is in memory (tmpfs): \"local disk\" and warm caches are then memory reads")
+	fs.IntVar(&c.annotatedImages, "annotated-images", 25000, "images of the annotated dataset read whole on a fresh mount (mount + ls -lR + every image and document; 0 = skip)")
+	fs.IntVar(&c.annotatedListing, "annotated-listing", 25000, "images of the dataset (two thirds annotated, one folder) whose annotations/ is listed on a fresh mount (0 = skip)")
+	fs.IntVar(&c.budgetImages, "budget-images", 10000, "images of the annotated dataset of the DataLoader epoch under --budget-requests-per-hour (0 = skip)")
+	fs.IntVar(&c.budgetPerHour, "budget-requests-per-hour", 2000, "the mount's --requests-per-hour for the --budget-images epoch")
+	var sourceHashMode, checkMode, readmeMode bool
+	fs.BoolVar(&sourceHashMode, "source-hash", false, "print the product's source hash (what reports record) and exit")
+	fs.BoolVar(&checkMode, "check-figures", false, "exit 1 unless bench/RESULTS.md was measured on this tree's source and the README's figures are what it generates (CI runs this)")
+	fs.BoolVar(&readmeMode, "write-readme", false, "rewrite the README's benchmark figures from bench/RESULTS.md and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	modes := 0
+	for _, m := range []struct {
+		on   bool
+		name string
+	}{{sourceHashMode, "source-hash"}, {checkMode, "check-figures"}, {readmeMode, "write-readme"}} {
+		if m.on {
+			c.mode = m.name
+			modes++
+		}
+	}
+	if modes > 1 {
+		return c, errors.New("--source-hash, --check-figures and --write-readme exclude each other")
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		c.flags = append(c.flags, "--"+f.Name+"="+f.Value.String())
+	})
 	var err error
 	if c.storageBandwidth, err = units.ParseBytes(bw); err != nil {
 		return c, fmt.Errorf("--storage-bandwidth: %w", err)
@@ -120,6 +155,8 @@ func parseFlags(args []string) (config, error) {
 		{c.readers < 1 || c.downloadWorkers < 1 || c.prefetchWorkers < 1, "--readers, --download-workers and --prefetch-workers must be at least 1"},
 		{c.batchSize < 1, "--batch-size must be at least 1"},
 		{c.openSamples < 1, "--open-samples must be at least 1"},
+		{c.annotatedImages < 0 || c.annotatedListing < 0 || c.budgetImages < 0, "--annotated-images, --annotated-listing and --budget-images must not be negative"},
+		{c.budgetPerHour < 1, "--budget-requests-per-hour must be at least 1"},
 		{c.out == "" || c.dataDir == "", "--out and --data-dir must not be empty"},
 	}
 	for _, ch := range checks {
@@ -143,9 +180,41 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
+	if cfg.mode != "" {
+		os.Exit(runMode(cfg.mode))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, cfg)
 	stop()
 	os.Exit(code)
+}
+
+// runMode runs one of the side jobs that need neither root nor a devserver
+// and returns the exit code.
+func runMode(mode string) int {
+	root, err := moduleRoot()
+	if err == nil {
+		switch mode {
+		case "source-hash":
+			var hash string
+			var n int
+			if hash, n, err = sourceHash(root); err == nil {
+				fmt.Printf("%s  (%d files)\n", hash, n)
+			}
+		case "check-figures":
+			if err = checkFigures(root); err == nil {
+				fmt.Println("bench: the published figures were measured on this source")
+			}
+		case "write-readme":
+			if err = writeReadme(root); err == nil {
+				fmt.Printf("bench: wrote the figures of %s into %s\n", resultsPath, readmePath)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	return 0
 }

@@ -209,6 +209,7 @@ const (
 	kindPictofs mountKind = "pictofs"
 	kindRclone  mountKind = "rclone"
 	kindS3fs    mountKind = "s3fs"
+	kindFloor   mountKind = "loopback"
 )
 
 // mounted is a running FUSE daemon and its mount point.
@@ -220,6 +221,12 @@ type mounted struct {
 	once    sync.Once
 	stopErr error
 	rss     int64 // VmHWM read just before the unmount, bytes
+	// before is the API proxy's count when the mount started and counter
+	// reads it again: requests is what the mount spent, mount to exit
+	// (pictofs only).
+	before   requestCounts
+	counter  func() requestCounts
+	requests requestCounts
 }
 
 // waitMounted waits until dir shows up as a mount point, the daemon exits,
@@ -281,6 +288,9 @@ func (m *mounted) doUnmount() error {
 		if err := m.p.stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if m.counter != nil {
+		m.requests = m.counter().minus(m.before)
 	}
 	return errors.Join(errs...)
 }

@@ -44,9 +44,16 @@ func startS3(ctx context.Context, root string, latency time.Duration, bandwidth 
 	if err := backend.CreateBucket(s3Bucket); err != nil {
 		return nil, fmt.Errorf("s3: create bucket: %w", err)
 	}
+	var dirs []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() {
+			if rel, err := filepath.Rel(root, path); err == nil && rel != "." {
+				dirs = append(dirs, filepath.ToSlash(rel))
+			}
+			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -69,6 +76,15 @@ func startS3(ctx context.Context, root string, latency time.Duration, bandwidth 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3: load %s: %w", root, err)
+	}
+	// Directory objects ("dir/", empty), as s3fs makes them on mkdir: with
+	// notsup_compat_dir (one of its fast flags) s3fs sees only folders that
+	// have one. rclone skips them in listings.
+	for _, d := range dirs {
+		meta := map[string]string{"Content-Type": "application/x-directory", "Last-Modified": modified}
+		if _, err := backend.PutObject(s3Bucket, d+"/", meta, bytes.NewReader(nil), 0, nil); err != nil {
+			return nil, fmt.Errorf("s3: directory object %s/: %w", d, err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

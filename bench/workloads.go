@@ -29,6 +29,12 @@ type epochResult struct {
 	FirstBatch float64 `json:"first_batch_s"`
 	Total      float64 `json:"total_s"`
 	Digest     string  `json:"digest"`
+	// Failed counts the items whose read failed, by errno name (only with
+	// loaderRun.tolerateErrors).
+	Failed map[string]int `json:"failed,omitempty"`
+	// Lines are the digest's lines, sorted (the plain reader's, and the
+	// loader's with loaderRun.linesOut).
+	Lines []string `json:"-"`
 }
 
 // expected is what every epoch must read: the count and the digest of the
@@ -50,18 +56,38 @@ func (e expected) check(what string, r epochResult) error {
 
 func short(d string) string { return d[:min(len(d), 12)] }
 
-// runLoader runs one epoch of the PyTorch DataLoader workload (workload.py)
-// over root, in its own process group, killed with it on timeout or
-// cancellation.
-func runLoader(ctx context.Context, python, script, root string, workers, batch int, timeout time.Duration, logPath string) (epochResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// loaderRun is one run of the PyTorch DataLoader workload.
+type loaderRun struct {
+	python, script string // the interpreter and workload.py
+	example        string // examples/pytorch_loader.py, which workload.py imports
+	workers, batch int
+	timeout        time.Duration
+	logPath        string
+	// tolerateErrors counts failed reads instead of failing the epoch;
+	// linesOut, if set, receives the digest lines (read back into Lines).
+	tolerateErrors bool
+	linesOut       string
+}
+
+// runLoader runs one epoch of the DataLoader workload (workload.py over
+// examples/pytorch_loader.py) over root, in its own process group, killed
+// with it on timeout or cancellation.
+func runLoader(ctx context.Context, lr loaderRun, root string) (epochResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, lr.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, script, root, "--workers", strconv.Itoa(workers), "--batch-size", strconv.Itoa(batch))
+	args := []string{lr.script, root, "--loader", lr.example, "--workers", strconv.Itoa(lr.workers), "--batch-size", strconv.Itoa(lr.batch)}
+	if lr.tolerateErrors {
+		args = append(args, "--tolerate-errors")
+	}
+	if lr.linesOut != "" {
+		args = append(args, "--lines-out", lr.linesOut)
+	}
+	cmd := exec.CommandContext(ctx, lr.python, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
 	var stdout bytes.Buffer
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(lr.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return epochResult{}, fmt.Errorf("loader: %w", err)
 	}
@@ -72,7 +98,7 @@ func runLoader(ctx context.Context, python, script, root string, workers, batch 
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
-		return epochResult{}, fmt.Errorf("loader over %s: %w (log: %s)", root, err, logPath)
+		return epochResult{}, fmt.Errorf("loader over %s: %w (log: %s)", root, err, lr.logPath)
 	}
 	var r epochResult
 	line := bytes.TrimSpace(stdout.Bytes())
@@ -82,13 +108,27 @@ func runLoader(ctx context.Context, python, script, root string, workers, batch 
 	if err := json.Unmarshal(line, &r); err != nil {
 		return epochResult{}, fmt.Errorf("loader over %s: bad output %q: %w", root, line, err)
 	}
+	if lr.linesOut != "" {
+		b, err := os.ReadFile(lr.linesOut)
+		if err != nil {
+			return epochResult{}, fmt.Errorf("loader over %s: %w", root, err)
+		}
+		r.Lines = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(b) == 0 {
+			r.Lines = nil
+		}
+	}
 	return r, nil
 }
 
 // digestLine is one line of the epoch digest, as workload.py writes it.
 func digestLine(rel string, img, ann []byte) string {
-	a, b := sha256.Sum256(img), sha256.Sum256(ann)
-	return rel + " " + hex.EncodeToString(a[:]) + " " + hex.EncodeToString(b[:])
+	return rel + " " + sha256Hex(img) + " " + sha256Hex(ann)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func digestOf(lines []string) string {
@@ -175,7 +215,8 @@ func readTree(ctx context.Context, root string, readers int) (epochResult, error
 		return epochResult{}, fmt.Errorf("reader over %s: %w", root, err)
 	}
 	total := time.Since(start).Seconds()
-	return epochResult{Images: len(lines), Bytes: nbytes, Total: total, Digest: digestOf(lines)}, nil
+	digest := digestOf(lines) // sorts lines
+	return epochResult{Images: len(lines), Bytes: nbytes, Total: total, Digest: digest, Lines: lines}, nil
 }
 
 // openLatencies opens each rel under root/images, reads one byte and closes

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,9 +53,13 @@ type exportAPI interface {
 // exportFormat is the export format the catalog reads.
 const exportFormat = "pictograph"
 
-// verifySamples is how many matched documents are compared with the
-// per-image route before a snapshot is trusted.
+// verifySamples is how many matched documents of each shape already in the
+// cache are compared with the per-image route before a snapshot is trusted.
 const verifySamples = 2
+
+// maxShapes is the most document shapes an export may mix: past it the
+// layout is not one the catalog can check cheaply, and is not used.
+const maxShapes = 3
 
 // bulkState is a dataset's bulk annotation state.
 type bulkState struct {
@@ -327,7 +332,9 @@ func (c *Catalog) buildSnapshot(ds *Dataset, seq int) (*exportSnapshot, error) {
 	}
 	key := c.exportKey(ds)
 	if h, ok := c.opts.Cache.Get(key, c.opts.AnnotationTTL); ok {
-		s, err := c.loadSnapshot(ctx, ds, snap, h, fileTime(h))
+		// A ZIP this cache checked before needs no new check: a remount
+		// costs no request.
+		s, err := c.loadSnapshot(ctx, ds, snap, h, fileTime(h), !c.opts.Cache.Contains(c.verifiedKey(ds, h)))
 		if err == nil {
 			c.log.Info("bulk annotations from the cache", "dataset", ds.Meta().Name, "documents", len(s.docs))
 			return s, nil
@@ -335,11 +342,35 @@ func (c *Catalog) buildSnapshot(ds *Dataset, seq int) (*exportSnapshot, error) {
 		c.log.Warn("cached export snapshot not used", "dataset", ds.Meta().Name, "err", err)
 		c.opts.Cache.Remove(key)
 	}
-	h, err := c.downloadExport(ctx, ds, seq)
+	// With a shared tier, one node builds the export and the others load
+	// it from there; its publisher checked it.
+	h, at, lease, err := c.exportFromOtherNode(ctx, ds)
 	if err != nil {
 		return nil, err
 	}
-	return c.loadSnapshot(ctx, ds, snap, h, time.Now())
+	if h != nil {
+		s, err := c.loadSnapshot(ctx, ds, snap, h, at, false)
+		if err == nil {
+			c.log.Info("bulk annotations from the shared cache", "dataset", ds.Meta().Name, "documents", len(s.docs))
+			return s, nil
+		}
+		c.opts.Cache.Remove(key)
+		return nil, err
+	}
+	if lease != nil {
+		defer lease.Release()
+	}
+	h, err = c.downloadExport(ctx, ds, seq)
+	if err != nil {
+		return nil, err
+	}
+	builtAt := time.Now()
+	s, err := c.loadSnapshot(ctx, ds, snap, h, builtAt, true)
+	if err != nil {
+		return nil, err
+	}
+	c.publishExport(ds, s.h, builtAt)
+	return s, nil
 }
 
 // fileTime is the cache file's modification time, which the cache sets to
@@ -495,13 +526,18 @@ func (c *Catalog) deleteLeftoverExport(ctx context.Context, ds *Dataset) {
 	}
 }
 
-// loadSnapshot indexes a downloaded ZIP against the dataset's listing and
-// checks it against the per-image route. It takes over h.
-func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapshot, h *blobcache.Handle, builtAt time.Time) (*exportSnapshot, error) {
-	docs, unmatched, err := indexExport(h, listing)
+// loadSnapshot indexes a downloaded ZIP against the dataset's listing and,
+// if verify is set, checks it against the per-image route. It takes over h.
+func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapshot, h *blobcache.Handle, builtAt time.Time, verify bool) (*exportSnapshot, error) {
+	docs, shapes, unmatched, err := indexExport(h, listing)
 	if err != nil {
 		h.Release()
 		return nil, err
+	}
+	if len(shapes) > maxShapes {
+		h.Release()
+		c.stats.exportsRejected.Add(1)
+		return nil, fmt.Errorf("export layout not recognised: its documents have %d different shapes", len(shapes))
 	}
 	annotated := 0
 	for _, d := range listing.dirs {
@@ -517,23 +553,46 @@ func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapsh
 		return nil, fmt.Errorf("export layout not recognised: no member matched an image (%d members unmatched)", unmatched)
 	}
 	s := &exportSnapshot{h: h, docs: docs, builtAt: builtAt}
-	if err := c.verifySnapshot(ctx, ds, listing, s); err != nil {
-		s.retire()
-		c.opts.Cache.Remove(c.exportKey(ds))
-		c.stats.exportsRejected.Add(1)
-		return nil, err
+	if verify {
+		if err := c.verifySnapshot(ctx, ds, listing, s, shapes); err != nil {
+			s.retire()
+			c.opts.Cache.Remove(c.exportKey(ds))
+			c.stats.exportsRejected.Add(1)
+			return nil, err
+		}
 	}
+	c.markVerified(ctx, ds, h)
 	c.stats.exportsCompleted.Add(1)
 	c.log.Info("bulk annotations ready", "dataset", ds.Meta().Name, "documents", len(docs),
 		"annotated_images", annotated, "unmatched_members", unmatched)
 	return s, nil
 }
 
-// indexExport matches the ZIP's members to the listing's images.
-func indexExport(h *blobcache.Handle, listing *snapshot) (docs map[string]docRef, unmatched int, err error) {
+// verifiedKey names the marker that says this cache checked the export ZIP
+// h holds (identified by its size and fill time).
+func (c *Catalog) verifiedKey(ds *Dataset, h *blobcache.Handle) blobcache.Key {
+	return blobcache.KeyOf(c.opts.Namespace, "export-checked", exportFormat, ds.id,
+		strconv.FormatInt(h.Size(), 10), strconv.FormatInt(fileTime(h).UnixNano(), 10))
+}
+
+// markVerified records that the ZIP h holds was checked.
+func (c *Catalog) markVerified(ctx context.Context, ds *Dataset, h *blobcache.Handle) {
+	mark, err := c.opts.Cache.Fill(ctx, c.verifiedKey(ds, h), 1, func(_ context.Context, w io.Writer) error {
+		_, err := w.Write([]byte{1})
+		return err
+	})
+	if err == nil {
+		mark.Release()
+	}
+}
+
+// indexExport matches the ZIP's members to the listing's images, and
+// groups the matched images by the shape of their document (its top-level
+// keys in order), so that each shape is checked against the per-image route.
+func indexExport(h *blobcache.Handle, listing *snapshot) (docs map[string]docRef, shapes map[string][]string, unmatched int, err error) {
 	zr, err := zip.NewReader(h.File(), h.Size())
 	if err != nil {
-		return nil, 0, fmt.Errorf("read export ZIP: %w", err)
+		return nil, nil, 0, fmt.Errorf("read export ZIP: %w", err)
 	}
 	byPath := make(map[string]*Image, listing.count)
 	byID := make(map[string]*Image, listing.count)
@@ -544,6 +603,7 @@ func indexExport(h *blobcache.Handle, listing *snapshot) (docs map[string]docRef
 		}
 	}
 	docs = make(map[string]docRef, listing.count)
+	shapeOf := make(map[string]string, listing.count)
 	dup := map[string]bool{}
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() || !strings.HasSuffix(f.Name, ".json") {
@@ -573,12 +633,45 @@ func indexExport(h *blobcache.Handle, listing *snapshot) (docs map[string]docRef
 			dup[im.id] = true
 		}
 		docs[im.id] = docRef{off: off, csize: int64(f.CompressedSize64), method: f.Method, size: int64(len(doc))}
+		shapeOf[im.id] = docShape(raw)
 	}
 	for id := range dup {
 		delete(docs, id) // two members claim one image: neither is trusted
 		unmatched += 2
 	}
-	return docs, unmatched, nil
+	shapes = map[string][]string{}
+	for id := range docs {
+		shapes[shapeOf[id]] = append(shapes[shapeOf[id]], id)
+	}
+	return docs, shapes, unmatched, nil
+}
+
+// docShape names a document's top-level keys in order, with the kind of
+// its "image" value: documents of one shape are written by one code path.
+func docShape(raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "?"
+	}
+	var b strings.Builder
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "?"
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return "?"
+		}
+		b.WriteString(key)
+		if key == "image" && len(v) > 0 {
+			b.WriteByte(':')
+			b.WriteByte(v[0])
+		}
+		b.WriteByte(',')
+	}
+	return b.String()
 }
 
 func readZipFile(f *zip.File) ([]byte, error) {
@@ -658,47 +751,62 @@ func pathKey(dirSegs []string, filename string) string {
 	return strings.Join(dirSegs, "/") + "\x00" + filename
 }
 
-// verifySnapshot compares up to verifySamples matched documents with the
-// per-image route's: those already in the cache first, else one fetched to
-// check.
-func (c *Catalog) verifySnapshot(ctx context.Context, ds *Dataset, listing *snapshot, s *exportSnapshot) error {
-	var cached, uncached []*Image
+// verifySnapshot compares documents of each shape with the per-image
+// route's: up to verifySamples that are in the cache already, else one
+// fetched to check (one request per shape, usually one in all).
+func (c *Catalog) verifySnapshot(ctx context.Context, ds *Dataset, listing *snapshot, s *exportSnapshot, shapes map[string][]string) error {
+	byID := make(map[string]*Image, len(s.docs))
 	for _, d := range listing.dirs {
 		for _, im := range d.images {
-			if _, ok := s.docs[im.id]; !ok || im.annCount == 0 {
+			if _, ok := s.docs[im.id]; ok && im.annCount > 0 {
+				byID[im.id] = im
+			}
+		}
+	}
+	for _, ids := range shapes {
+		var cached, uncached []*Image
+		for _, id := range ids {
+			im := byID[id]
+			if im == nil {
 				continue
 			}
 			if c.opts.Cache.Contains(c.annotationRequest(ds, im).Key) {
 				cached = append(cached, im)
-			} else if len(uncached) < 1 {
+			} else if len(uncached) == 0 {
 				uncached = append(uncached, im)
 			}
 		}
+		samples := uncached
+		if len(cached) > 0 {
+			samples = cached[:min(len(cached), verifySamples)]
+		}
+		for _, im := range samples {
+			if err := c.verifyDocument(ctx, ds, s, im); err != nil {
+				return err
+			}
+		}
 	}
-	// Compare with documents at hand when there are any; else spend one
-	// request on a check.
-	samples := uncached
-	if len(cached) > 0 {
-		samples = cached[:min(len(cached), verifySamples)]
+	return nil
+}
+
+// verifyDocument compares im's document in the snapshot with the per-image
+// route's.
+func (c *Catalog) verifyDocument(ctx context.Context, ds *Dataset, s *exportSnapshot, im *Image) error {
+	fromExport, err := readMember(s.h, s.docs[im.id])
+	if err != nil {
+		return fmt.Errorf("export document of %s: %w", im.name, err)
 	}
-	for _, im := range samples {
-		fromExport, err := readMember(s.h, s.docs[im.id])
-		if err != nil {
-			return fmt.Errorf("export document of %s: %w", im.name, err)
-		}
-		req := c.annotationRequest(ds, im)
-		h, err := c.opts.Prefetcher.Get(ctx, req)
-		if err != nil {
-			return fmt.Errorf("check export against the per-image route: %w", err)
-		}
-		fromRoute, err := io.ReadAll(io.NewSectionReader(h.File(), 0, h.Size()))
-		h.Release()
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(fromExport, fromRoute) {
-			return fmt.Errorf("export document of %s differs from the per-image route's (%d vs %d bytes): not served", im.name, len(fromExport), len(fromRoute))
-		}
+	h, err := c.opts.Prefetcher.Get(ctx, c.annotationRequest(ds, im))
+	if err != nil {
+		return fmt.Errorf("check export against the per-image route: %w", err)
+	}
+	fromRoute, err := io.ReadAll(io.NewSectionReader(h.File(), 0, h.Size()))
+	h.Release()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(fromExport, fromRoute) {
+		return fmt.Errorf("export document of %s differs from the per-image route's (%d vs %d bytes): not served", im.name, len(fromExport), len(fromRoute))
 	}
 	return nil
 }

@@ -41,6 +41,9 @@ type Catalog struct {
 	byID     map[string]*Dataset
 	listedAt time.Time
 	rootSF   singleflight.Group
+	// rootChanged is set when this mount changed the root (mkdir, rmdir,
+	// mv): its next listing comes from the API, not the shared tier.
+	rootChanged atomic.Bool
 
 	// docAhead bounds the document fetches started ahead of a reader.
 	docAhead chan struct{}
@@ -120,9 +123,26 @@ func (c *Catalog) Stats() Stats {
 	}
 }
 
-// Abort cancels every in-flight request and background job of the catalog at
-// once. Waiting callers get an error.
-func (c *Catalog) Abort() { c.cancel() }
+// Abort cancels every in-flight request, fetch and background job of the
+// catalog at once, and closes the Prefetcher: waiting callers get an error,
+// and neither the catalog nor the Prefetcher may be used afterwards.
+func (c *Catalog) Abort() {
+	c.cancel()
+	c.opts.Prefetcher.Close()
+}
+
+// ListedNames returns the entry names of the datasets at the root as last
+// listed (none before the first listing), sorted, without listing.
+func (c *Catalog) ListedNames() []string {
+	c.rootMu.Lock()
+	names := make([]string, 0, len(c.datasets))
+	for name := range c.datasets {
+		names = append(names, name)
+	}
+	c.rootMu.Unlock()
+	sort.Strings(names)
+	return names
+}
 
 // Close stops background work and deletes the exports this catalog made
 // and still holds, within ctx (where the role allows; a refusal is logged
@@ -227,11 +247,20 @@ func (c *Catalog) listDatasets(ctx context.Context) (map[string]*Dataset, error)
 		return current, nil
 	}
 	ch := c.rootSF.DoChan("root", func() (any, error) {
+		if !c.rootChanged.Load() {
+			if list, at, ok := c.sharedDatasets(c.ctx); ok {
+				c.setDatasets(list, at)
+				return nil, nil
+			}
+		}
+		c.rootChanged.Store(false)
 		list, err := c.opts.API.AllDatasets(c.ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list datasets: %w", err)
 		}
-		c.setDatasets(list)
+		now := time.Now()
+		c.setDatasets(list, now)
+		c.publishMeta(sharedDatasetsName(), list, now, c.opts.ListTTL)
 		return nil, nil
 	})
 	if _, err := await[any](c, ctx, "list datasets", ch); err != nil {
@@ -250,9 +279,9 @@ func (c *Catalog) listDatasets(ctx context.Context) (map[string]*Dataset, error)
 	return c.datasets, nil
 }
 
-// setDatasets replaces the root listing, keeping the state of datasets that
-// are still there.
-func (c *Catalog) setDatasets(list []client.Dataset) {
+// setDatasets replaces the root listing, made at listedAt, keeping the state
+// of datasets that are still there.
+func (c *Catalog) setDatasets(list []client.Dataset, listedAt time.Time) {
 	claims := make([]nameClaim, len(list))
 	for i, d := range list {
 		claims[i] = nameClaim{safe: SanitizeName(d.Name), id: d.ID}
@@ -271,12 +300,13 @@ func (c *Catalog) setDatasets(list []client.Dataset) {
 		byName[names[i]] = ds
 		byID[meta.ID] = ds
 	}
-	c.datasets, c.byID, c.listedAt = byName, byID, time.Now()
+	c.datasets, c.byID, c.listedAt = byName, byID, listedAt
 }
 
 // withRoot applies a change to a copy of the root listing and publishes it,
 // so that maps handed out earlier never change under their readers.
 func (c *Catalog) withRoot(change func(byName, byID map[string]*Dataset)) {
+	c.rootChanged.Store(true)
 	c.rootMu.Lock()
 	defer c.rootMu.Unlock()
 	byName := make(map[string]*Dataset, len(c.datasets)+1)
@@ -432,15 +462,10 @@ func (c *Catalog) snapshot(ctx context.Context, ds *Dataset) (*snapshot, error) 
 	}
 	ch := ds.loadSF.DoChan("images", func() (any, error) {
 		start := time.Now()
-		b := newSnapshotBuilder(c.opts.StatusFilter)
-		meta, err := c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
-			b.add(page)
-			return nil
-		})
+		s, meta, err := c.listImages(ds)
 		if err != nil {
-			return nil, fmt.Errorf("list images of dataset %s: %w", ds.id, err)
+			return nil, err
 		}
-		s := b.build(time.Now())
 		ds.setMeta(*meta)
 		ds.mu.Lock()
 		s = c.withLocal(ds, s, start)
@@ -458,6 +483,36 @@ func (c *Catalog) snapshot(ctx context.Context, ds *Dataset) (*snapshot, error) 
 		return nil, err
 	}
 	return s, nil
+}
+
+// listImages lists a dataset's images: from the shared tier when it holds a
+// listing younger than ListTTL, else from the API (then published).
+func (c *Catalog) listImages(ds *Dataset) (*snapshot, *client.Dataset, error) {
+	if s, meta, ok := c.sharedSnapshot(c.ctx, ds); ok {
+		return s, meta, nil
+	}
+	b := newSnapshotBuilder(c.opts.StatusFilter)
+	var shared []listedImage
+	meta, err := c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
+		b.add(page)
+		if c.opts.SharedCache != nil {
+			for _, img := range page {
+				shared = append(shared, listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
+					Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list images of dataset %s: %w", ds.id, err)
+	}
+	now := time.Now()
+	if shared != nil {
+		m := *meta
+		m.Images = nil
+		c.publishMeta(sharedListingName(ds), sharedImageListing{Dataset: m, Images: shared}, now, c.opts.ListTTL)
+	}
+	return b.build(now), meta, nil
 }
 
 // Dir returns the directory with key dirKey ("" for the top of images/ and

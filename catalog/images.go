@@ -42,16 +42,14 @@ func (c *Catalog) ListedDir(ds *Dataset, d *Dir) {
 // route: readahead must not spend the hourly plan on a guess (a read still
 // fetches such an image on demand).
 func (c *Catalog) readaheadImages(ds *Dataset, d *Dir) {
-	if _, _, _, err := c.signedURL(c.ctx, ds, ""); err != nil {
+	covered, err := c.coverage(ds)
+	if err != nil {
 		c.log.Warn("readahead skipped: no signed URLs", "dataset", ds.id, "err", err)
 		return
 	}
-	ds.mu.Lock()
-	urls := ds.urls
-	ds.mu.Unlock()
-	reqs := make([]prefetch.Request, 0, min(len(d.images), len(urls)))
+	reqs := make([]prefetch.Request, 0, min(len(d.images), len(covered)))
 	for _, im := range d.images {
-		if _, ok := urls[im.id]; ok {
+		if covered[im.id] {
 			reqs = append(reqs, c.imageRequest(ds, im))
 		}
 	}
@@ -60,14 +58,42 @@ func (c *Catalog) readaheadImages(ds *Dataset, d *Dir) {
 	}
 }
 
+// coverage returns which images the dataset's download listings cover: from
+// the signed URLs when they are loaded, else from the shared tier, else by
+// loading them.
+func (c *Catalog) coverage(ds *Dataset) (map[string]bool, error) {
+	ds.mu.Lock()
+	urls, fresh := ds.urls, time.Since(ds.urlsAt) < c.opts.URLMaxAge
+	ds.mu.Unlock()
+	if urls == nil || !fresh {
+		if covered, ok := c.sharedCoverage(c.ctx, ds); ok {
+			return covered, nil
+		}
+		if _, _, _, err := c.signedURL(c.ctx, ds, ""); err != nil {
+			return nil, err
+		}
+		ds.mu.Lock()
+		urls = ds.urls
+		ds.mu.Unlock()
+	}
+	covered := make(map[string]bool, len(urls))
+	for id := range urls {
+		covered[id] = true
+	}
+	return covered, nil
+}
+
 // imageRequest is the prefetch request for an image's bytes.
 func (c *Catalog) imageRequest(ds *Dataset, im *Image) prefetch.Request {
+	key := blobcache.KeyOf(c.opts.Namespace, "image", ds.id, im.id, strconv.FormatInt(im.size, 10), strconv.FormatInt(im.createdAt, 10))
 	return prefetch.Request{
-		Key:  blobcache.KeyOf(c.opts.Namespace, "image", ds.id, im.id, strconv.FormatInt(im.size, 10), strconv.FormatInt(im.createdAt, 10)),
+		Key:  key,
 		Size: im.size,
 		Name: im.name,
 		Fetch: func(ctx context.Context, w io.Writer) error {
-			return c.fetchImage(ctx, ds, im, w)
+			return c.sharedFetch(ctx, key, im.size, w, func(ctx context.Context, w io.Writer) error {
+				return c.fetchImage(ctx, ds, im, w)
+			})
 		},
 	}
 }
@@ -199,16 +225,23 @@ func (c *Catalog) downloadURLs(ds *Dataset) (map[string]string, error) {
 	}
 	add(listing)
 	truncated := listing.TotalItems > len(listing.Items) || len(listing.Items) >= listPageSize
-	if c.opts.StatusFilter != "" || !truncated {
-		return urls, nil
-	}
-	for _, status := range imageStatuses {
-		part, err := fetch(status)
-		if err != nil {
-			c.log.Warn("download listing by status failed; images it would cover use the byte route", "status", status, "err", err)
-			continue
+	if c.opts.StatusFilter == "" && truncated {
+		for _, status := range imageStatuses {
+			part, err := fetch(status)
+			if err != nil {
+				c.log.Warn("download listing by status failed; images it would cover use the byte route", "status", status, "err", err)
+				continue
+			}
+			add(part)
 		}
-		add(part)
+	}
+	if c.opts.SharedCache != nil && c.opts.StatusFilter == "" {
+		// Which images are covered, never the URLs: they are secrets.
+		ids := make([]string, 0, len(urls))
+		for id := range urls {
+			ids = append(ids, id)
+		}
+		c.publishMeta(sharedCoverageName(ds), ids, time.Now(), c.opts.URLMaxAge)
 	}
 	return urls, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pictofs/pictofs/blobcache"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/prefetch"
+	"github.com/pictofs/pictofs/sharedcache"
 )
 
 // API is the narrow part of *client.Client that the catalog uses.
@@ -84,6 +85,11 @@ type Options struct {
 	// FetchTimeout bounds how long an open waits for the bytes of an
 	// uncached image from storage. Default 2 minutes.
 	FetchTimeout time.Duration
+
+	// SharedCache, if set, is a cache tier shared with the mounts of other
+	// machines (a Redis server): blobs, listings and export snapshots are
+	// looked up there before the API and storage, and published there.
+	SharedCache *sharedcache.Tier
 
 	// Bulk configures annotations from exports. Bulk.Disable turns them
 	// off, so every document costs one request.

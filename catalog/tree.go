@@ -131,17 +131,35 @@ type pendingImage struct {
 // add files one listing page.
 func (b *snapshotBuilder) add(page []client.Image) {
 	for _, img := range page {
-		if b.status != "" && img.Status != b.status {
-			continue
-		}
-		d := b.dirFor(img.DirectoryPath)
-		p := pendingImage{id: img.ID, filename: img.Filename, dirPath: d.remotePath, size: img.FileSize,
-			createdAt: img.CreatedAt.UnixNano(), annCount: int32(img.AnnotationCount)}
-		if img.DirectoryPath != d.remotePath {
-			p.dirPath = img.DirectoryPath
-		}
-		b.pending[d] = append(b.pending[d], p)
+		b.addImage(listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
+			Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)})
 	}
+}
+
+// listedImage is what the catalog keeps of a listed image before the status
+// filter; it is also the form in which listings are shared between mounts.
+type listedImage struct {
+	ID          string `json:"i"`
+	Filename    string `json:"f"`
+	Dir         string `json:"d,omitempty"`
+	Status      string `json:"s,omitempty"`
+	Size        int64  `json:"z"`
+	Created     int64  `json:"t"`
+	Annotations int32  `json:"a,omitempty"`
+}
+
+// addImage files one image, unless the status filter leaves it out.
+func (b *snapshotBuilder) addImage(img listedImage) {
+	if b.status != "" && img.Status != b.status {
+		return
+	}
+	d := b.dirFor(img.Dir)
+	p := pendingImage{id: img.ID, filename: img.Filename, dirPath: d.remotePath, size: img.Size,
+		createdAt: img.Created, annCount: img.Annotations}
+	if img.Dir != d.remotePath {
+		p.dirPath = img.Dir
+	}
+	b.pending[d] = append(b.pending[d], p)
 }
 
 // dirFor returns (creating) the directory for a directory_path.

@@ -11,8 +11,13 @@ format of torchvision's detection models.
 With --check it runs one shuffled epoch with num_workers=4, decodes every
 image with PIL, parses every annotation, verifies that every box lies inside
 its image, and exits non-zero on any problem: the test suite runs it.
+
+It is also a module: the benchmark (go run ./bench) imports PictographDataset
+and times what ships. Each item's files are read by read() (whole, in one go)
+and decoded by decode(), so a subclass can time, hash or retry the reads.
 """
 import argparse
+import io
 import json
 import os
 import sys
@@ -47,14 +52,26 @@ class PictographDataset(Dataset):
 
     def __getitem__(self, i):
         rel = self.items[i]
-        with Image.open(os.path.join(self.root, "images", rel)) as im:
+        image_bytes, doc_bytes = self.read(rel)
+        return self.decode(rel, image_bytes, doc_bytes)
+
+    def read(self, rel):
+        """Returns the bytes of images/<rel> and of annotations/<rel>.json: each file read whole, in one go."""
+        with open(os.path.join(self.root, "images", rel), "rb") as f:
+            image_bytes = f.read()
+        with open(os.path.join(self.root, "annotations", rel + ".json"), "rb") as f:
+            doc_bytes = f.read()
+        return image_bytes, doc_bytes
+
+    def decode(self, rel, image_bytes, doc_bytes):
+        """Decodes an item read by read() into (image tensor, target)."""
+        with Image.open(io.BytesIO(image_bytes)) as im:
             im = im.convert("RGB")
             width, height = im.size
             if self.resize:
                 im = im.resize((self.resize, self.resize))
             pixels = pil_to_tensor(im)
-        with open(os.path.join(self.root, "annotations", rel + ".json")) as f:
-            doc = json.load(f)
+        doc = json.loads(doc_bytes)
         boxes, labels = [], []
         for a in doc.get("annotations", []):
             bb = a.get("bounding_box")

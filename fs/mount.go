@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -24,6 +26,9 @@ type Mounted struct {
 	server *fuse.Server
 	fs     *fsys
 	dir    string
+	// conn is the kernel's id of the FUSE connection (the minor number of
+	// the mount's device), the name of its directory under fusectl.
+	conn uint32
 }
 
 // Stats are counters of a live mount.
@@ -80,11 +85,24 @@ func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, erro
 	if opts.ReadOnly {
 		fsOpts.MountOptions.Options = append(fsOpts.MountOptions.Options, "ro")
 	}
-	server, err := gofs.Mount(abs, root, fsOpts)
+	raw := gofs.NewNodeFS(root, fsOpts)
+	if opts.ObserveOp != nil {
+		raw = &observedFS{RawFileSystem: raw, observe: opts.ObserveOp}
+	}
+	server, err := fuse.NewServer(raw, abs, &fsOpts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
-	return &Mounted{server: server, fs: f, dir: abs}, nil
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	m := &Mounted{server: server, fs: f, dir: abs}
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err == nil {
+		m.conn = unix.Minor(st.Dev)
+	}
+	return m, nil
 }
 
 // Dir is the absolute mount point.
@@ -112,6 +130,36 @@ func (m *Mounted) Wait() {
 func (m *Mounted) Unmount(lazy bool) error {
 	return Unmount(m.dir, lazy)
 }
+
+// Abort ends the mount now, whatever is open or in flight on it. It
+// detaches the mount point lazily (open files do not hold it), cancels the
+// mount's listings, loads and fetches (catalog.Abort), so every open waiting
+// for one fails at once; nothing partial enters the cache, since blobcache
+// publishes a blob only when complete.
+// Where fusectl is mounted (/sys/fs/fuse/connections) it also aborts the
+// kernel connection: requests not yet answered fail with ENOTCONN and Wait
+// returns. Without fusectl the connection ends when its last open file
+// closes or the process exits. The catalog must not be used after Abort;
+// calling Abort again does nothing more.
+func (m *Mounted) Abort() {
+	if mounted, _ := IsMountpoint(m.dir); mounted {
+		if err := Unmount(m.dir, true); err != nil {
+			m.fs.log.Warn("detaching the mount failed", "mountpoint", m.dir, "err", err)
+		}
+	}
+	m.fs.cat.Abort()
+	if m.conn == 0 {
+		return
+	}
+	err := os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", m.conn), []byte("1"), 0)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		m.fs.log.Debug("aborting the FUSE connection failed", "connection", m.conn, "err", err)
+	}
+}
+
+// Datasets returns the entry names of the datasets the mount lists now
+// (none before the first listing of its root), sorted.
+func (m *Mounted) Datasets() []string { return m.fs.cat.ListedNames() }
 
 // CheckMountpoint returns a clear error unless path is an existing, empty
 // directory that is not already a mount point, and /dev/fuse exists.

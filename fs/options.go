@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/pictofs/pictofs/catalog"
@@ -33,10 +34,10 @@ type Options struct {
 	// complete cached blobs from the kernel where it and the privileges
 	// allow it.
 	DisablePassthrough bool
-	// ReadOnly mounts read-only: the kernel refuses every change with
-	// EROFS before it reaches the mount. Otherwise the mount takes the
-	// writes its catalog takes (catalog.WriteOptions) and refuses the rest
-	// with a precise errno.
+	// ReadOnly mounts read-only: the kernel refuses every change (mkdir,
+	// rmdir and rename of datasets too) with EROFS before it reaches the
+	// mount. Otherwise the mount takes the writes its catalog takes
+	// (catalog.WriteOptions) and refuses the rest with a precise errno.
 	ReadOnly bool
 	// DebugFUSE logs every FUSE request.
 	DebugFUSE bool
@@ -45,6 +46,12 @@ type Options struct {
 	FSName string
 
 	Logger *slog.Logger
+
+	// ObserveOp, if set, is called after every FUSE operation with its
+	// name ("lookup", "getattr", "open", "read", "readdirplus", …), the
+	// time its handler took and the errno it answered (0 for success). It
+	// runs on the request's goroutine, outside any lock: keep it cheap.
+	ObserveOp func(op string, d time.Duration, errno syscall.Errno)
 }
 
 func (o *Options) validate() error {

@@ -1,0 +1,165 @@
+package sharedcache
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pictofs/pictofs/sharedcache/redistest"
+)
+
+var benchSizes = []int{4 << 10, 256 << 10, 4 << 20}
+
+func sizeName(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprintf("%dKiB", n>>10)
+}
+
+// BenchmarkGet measures one reader's hits on loopback, with the latency
+// percentiles of single Gets.
+func BenchmarkGet(b *testing.B) {
+	srv := redistest.Start(b)
+	tier, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tier.Close()
+	ctx := context.Background()
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			key := sizeName(n)
+			tier.Publish(key, blob(key, n))
+			if err := tier.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(n))
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, ok := tier.Get(ctx, key, int64(n)); !ok {
+					b.Fatal("miss")
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportPercentiles(b, lat)
+		})
+	}
+}
+
+// BenchmarkGetParallel measures hits from 16 readers at once, as a mount's
+// prefetch workers would issue them.
+func BenchmarkGetParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	tier, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tier.Close()
+	ctx := context.Background()
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			key := sizeName(n)
+			tier.Publish(key, blob(key, n))
+			if err := tier.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(n))
+			b.SetParallelism(8) // × GOMAXPROCS goroutines
+			before := tier.Stats().Misses
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					tier.Get(ctx, key, int64(n))
+				}
+			})
+			// Under overload a read may run out of time: a miss, not an error.
+			b.ReportMetric(float64(tier.Stats().Misses-before)/float64(b.N), "misses/op")
+		})
+	}
+}
+
+// BenchmarkPublish measures background publishes of new blobs, queue to
+// server, with the default workers.
+func BenchmarkPublish(b *testing.B) {
+	srv := redistest.Start(b, "--maxmemory", "512mb", "--maxmemory-policy", "allkeys-lru")
+	tier, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tier.Close()
+	ctx := context.Background()
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			data := blob("publish", n)
+			b.SetBytes(int64(n))
+			i := 0
+			for b.Loop() {
+				i++
+				for {
+					before := tier.Stats().PublishDrops
+					tier.Publish(fmt.Sprintf("%s-%d-%d", sizeName(n), b.N, i), data)
+					if tier.Stats().PublishDrops == before {
+						break
+					}
+					tier.Flush(ctx) // the queue was full: wait for room, publish again
+				}
+			}
+			if err := tier.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+var reportMu sync.Mutex
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	slices.Sort(lat)
+	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(at(0.50), "p50-µs")
+	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+// BenchmarkGetMiss measures a Get of a key the tier lacks, and a Get while
+// the tier is down (skipped without a round trip).
+func BenchmarkGetMiss(b *testing.B) {
+	srv := redistest.Start(b)
+	up, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close()
+	down, err := New(Options{URL: "redis://127.0.0.1:1/0", Namespace: testNamespace, RetryAfter: time.Hour,
+		Logger: new(logBuffer).logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer down.Close()
+	ctx := context.Background()
+	down.Get(ctx, "k", 10) // fails, and takes the tier down
+	for _, c := range []struct {
+		name string
+		tier *Tier
+	}{{"absent", up}, {"down", down}} {
+		b.Run(c.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, ok := c.tier.Get(ctx, "absent", 4096); ok {
+					b.Fatal("hit")
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportPercentiles(b, lat)
+		})
+	}
+}
