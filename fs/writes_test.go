@@ -185,7 +185,9 @@ func TestImageWritesRefused(t *testing.T) {
 		{"over the size limit", func() error { return os.WriteFile(filepath.Join(images, "big.png"), big, 0o644) }, syscall.EFBIG},
 		{"overwrite an image", func() error { return os.WriteFile(filepath.Join(images, "first.png"), pngBytes(t, 4), 0o644) }, syscall.EEXIST},
 		{"name taken on the server", func() error { return os.WriteFile(filepath.Join(images, "taken.png"), pngBytes(t, 5), 0o644) }, syscall.EEXIST},
-		{"rename an image", func() error { return os.Rename(filepath.Join(images, "first.png"), filepath.Join(images, "second.png")) }, syscall.EPERM},
+		{"rename an image", func() error {
+			return os.Rename(filepath.Join(images, "first.png"), filepath.Join(images, "second.png"))
+		}, syscall.EPERM},
 		{"scratch renamed over an image", func() error {
 			if err := os.WriteFile(filepath.Join(images, ".tmp.png"), pngBytes(t, 6), 0o644); err != nil {
 				return err
