@@ -152,6 +152,53 @@ type mountDaemon struct {
 // socket and the metrics and profile listeners. The caller closes the
 // daemon once it stops serving.
 func startMount(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) {
+	d, err := openCatalog(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	uid, gid := os.Getuid(), os.Getgid()
+	if s.cfg.UID >= 0 {
+		uid = s.cfg.UID
+	}
+	if s.cfg.GID >= 0 {
+		gid = s.cfg.GID
+	}
+	d.m, err = fs.Mount(ctx, s.cfg.Mountpoint, fs.Options{
+		Catalog:            d.cat,
+		UID:                uint32(uid),
+		GID:                uint32(gid),
+		ReadOnly:           s.cfg.ReadOnly,
+		AllowOther:         s.cfg.AllowOther,
+		DisablePassthrough: !s.cfg.Passthrough,
+		DebugFUSE:          s.cfg.DebugFUSE,
+		FSName:             "pictofs:" + s.api.BaseURL().Host,
+		Logger:             s.log,
+		ObserveOp:          s.metrics.ObserveOp,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.metrics.Watch(metrics.Sources{Cache: d.cache.Stats, CacheCap: d.cache.MaxBytes(), Prefetch: d.pf.Stats, BudgetLeft: d.budgetLeft})
+	if err := d.startServices(); err != nil {
+		return nil, err
+	}
+	// Images an earlier mount staged and could not upload (it was killed):
+	// upload them now, or say where they are kept.
+	d.cat.StartRecovery()
+	s.log.Info("mounted", logKeyMountpoint, d.m.Dir(), "api", s.api.BaseURL().Host, "organization", d.org.Name,
+		"cache", s.cfg.CacheDir, "cache_cap", s.cfg.CacheBytes, "passthrough", d.m.Passthrough(), "pid", os.Getpid())
+	return d, nil
+}
+
+// openCatalog checks the key and opens the cache, the prefetcher and the
+// catalog: everything of a mount but FUSE (`pictofs warm --dataset` uses it
+// alone). The caller closes the daemon.
+func openCatalog(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) {
 	tuneGC()
 	org, err := checkKey(ctx, s.api, s.keySource)
 	if err != nil {
@@ -187,38 +234,7 @@ func startMount(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := os.Getuid(), os.Getgid()
-	if s.cfg.UID >= 0 {
-		uid = s.cfg.UID
-	}
-	if s.cfg.GID >= 0 {
-		gid = s.cfg.GID
-	}
-	d.m, err = fs.Mount(ctx, s.cfg.Mountpoint, fs.Options{
-		Catalog:            d.cat,
-		UID:                uint32(uid),
-		GID:                uint32(gid),
-		ReadOnly:           s.cfg.ReadOnly,
-		AllowOther:         s.cfg.AllowOther,
-		DisablePassthrough: !s.cfg.Passthrough,
-		DebugFUSE:          s.cfg.DebugFUSE,
-		FSName:             "pictofs:" + s.api.BaseURL().Host,
-		Logger:             s.log,
-		ObserveOp:          s.metrics.ObserveOp,
-	})
-	if err != nil {
-		return nil, err
-	}
-	d.warmer = newWalkerProcess(d.m.Dir(), s.cfg.PrefetchWorkers)
-	d.metrics.Watch(metrics.Sources{Cache: d.cache.Stats, CacheCap: d.cache.MaxBytes(), Prefetch: d.pf.Stats, BudgetLeft: d.budgetLeft})
-	if err := d.startServices(); err != nil {
-		return nil, err
-	}
-	// Images an earlier mount staged and could not upload (it was killed):
-	// upload them now, or say where they are kept.
-	d.cat.StartRecovery()
-	s.log.Info("mounted", logKeyMountpoint, d.m.Dir(), "api", s.api.BaseURL().Host, "organization", org.Name,
-		"cache", s.cfg.CacheDir, "cache_cap", s.cfg.CacheBytes, "passthrough", d.m.Passthrough(), "pid", os.Getpid())
+	d.warmer = catalogWarmer{cat: d.cat}
 	return d, nil
 }
 

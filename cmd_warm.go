@@ -192,16 +192,10 @@ func warmThroughSocket(ctx context.Context, t warmTarget, out *warmOutput) (cont
 	return control.WarmResult{}, fmt.Errorf("warm %s: the daemon stopped answering: %v", name, sc.Err())
 }
 
-// warmOffline warms a dataset into the cache directory without a mount of
-// the user's: it starts a private mount in a temporary directory for the
-// duration (TEMPORARY, with mountWalker; catalog.Warm needs no mount).
+// warmOffline warms a dataset into the cache directory without a mount: the
+// catalog fetches straight into the cache, as a mount of it would.
 func warmOffline(ctx context.Context, cfg mountConfig, dataset, subdir string, out *warmOutput) error {
-	tmp, err := os.MkdirTemp("", "pictofs-warm-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	cfg.Mountpoint = tmp
+	cfg.Mountpoint = "/" // no mount: check needs a path, and nothing uses it
 	if err := cfg.check(); err != nil {
 		return err
 	}
@@ -216,7 +210,7 @@ func warmOffline(ctx context.Context, cfg mountConfig, dataset, subdir string, o
 	if err != nil {
 		return err
 	}
-	d, err := startMount(ctx, mountSetup{cfg: cfg, log: logger, api: api, keySource: keySource, metrics: met})
+	d, err := openCatalog(ctx, mountSetup{cfg: cfg, log: logger, api: api, keySource: keySource, metrics: met})
 	if err != nil {
 		return err
 	}
@@ -231,9 +225,6 @@ func warmOffline(ctx context.Context, cfg mountConfig, dataset, subdir string, o
 		out.summary(res)
 	}
 	out.finish()
-	if uerr := d.m.Unmount(false); uerr != nil {
-		d.m.Abort()
-	}
 	return warmExit(ctx, err, res)
 }
 

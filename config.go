@@ -216,7 +216,7 @@ func (c *mountConfig) check() error {
 		{c.ListTTL <= 0, fmt.Sprintf("--list-ttl %v: want a positive duration", c.ListTTL)},
 		{c.AnnotationTTL <= 0, fmt.Sprintf("--annotation-ttl %v: want a positive duration", c.AnnotationTTL)},
 		{c.ExportWait < 0, fmt.Sprintf("--export-wait %v: must not be negative", c.ExportWait)},
-		{c.WaitTimeout <= 0, fmt.Sprintf("--wait-timeout %v: want a positive duration", c.WaitTimeout)},
+		{c.WaitTimeout < 0, fmt.Sprintf("--wait-timeout %v: must not be negative", c.WaitTimeout)},
 		{c.UID < -1, fmt.Sprintf("--uid %d: want a user id (or -1 for the mounting user)", c.UID)},
 		{c.GID < -1, fmt.Sprintf("--gid %d: want a group id (or -1 for the mounting user's group)", c.GID)},
 		{c.API.RequestsPerHour < 0, fmt.Sprintf("--requests-per-hour %d: must not be negative", c.API.RequestsPerHour)},

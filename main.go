@@ -32,7 +32,6 @@ func newApp() *cli.App {
 			demoCommand(),
 			serveCommand(),
 			daemonChild(),
-			warmWalkChild(),
 		},
 	}
 }

@@ -27,7 +27,7 @@ type WarmProgress struct {
 // WarmResult is the outcome of a warm-up.
 type WarmResult struct {
 	WarmProgress
-	// Errors holds the first errors met (at most 10), each naming its file.
+	// Errors holds the first errors met (at most 20), each naming its file.
 	Errors []error
 }
 
@@ -40,9 +40,9 @@ var ErrWontFit = errors.New("does not fit in the cache")
 // with their annotation documents: the bulk export snapshot when bulk
 // annotations are on (a few requests for the whole dataset), else one
 // request per annotated image, within the client's budget. progress, if
-// set, is called after each file, from one goroutine, never under a lock of
-// the catalog's. Cancelling ctx stops the warm-up; what was fetched stays
-// cached.
+// set, is called once with the totals before anything is fetched, then after
+// each file, from one goroutine, never under a lock of the catalog's.
+// Cancelling ctx stops the warm-up; what was fetched stays cached.
 func (c *Catalog) Warm(ctx context.Context, dataset, subdir string, opts WarmOptions, progress func(WarmProgress)) (WarmResult, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 32
@@ -51,7 +51,7 @@ func (c *Catalog) Warm(ctx context.Context, dataset, subdir string, opts WarmOpt
 	if err != nil {
 		return WarmResult{}, err
 	}
-	root, err := c.Dir(ctx, ds, strings.Join(splitRemoteDir(subdir), "/"))
+	root, err := c.Dir(ctx, ds, strings.Join(splitPath(subdir), "/"))
 	if err != nil {
 		return WarmResult{}, fmt.Errorf("folder %q of %s: %w", subdir, dataset, err)
 	}
@@ -84,7 +84,10 @@ func (c *Catalog) Warm(ctx context.Context, dataset, subdir string, opts WarmOpt
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
-		last := -1
+		if progress != nil {
+			progress(total)
+		}
+		last := 0
 		for p := range w.updates {
 			// Workers send in any order: report only what moves forward.
 			if progress != nil && p.Files > last {
@@ -210,7 +213,7 @@ func (w *warmer) done(bytes int64, cached bool, err error) {
 	}
 	if err != nil {
 		w.state.Failed++
-		if len(w.errors) < 10 {
+		if len(w.errors) < 20 {
 			w.errors = append(w.errors, err)
 		}
 	}
