@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,12 +34,12 @@ func defaultServeDataDir() string {
 
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "data", Value: defaultServeDataDir(), Usage: "data directory (SQLite metadata, blobs, key file); state survives restarts", EnvVars: serveEnv("data")},
+		&cli.StringFlag{Name: "data", Value: defaultServeDataDir(), Usage: "data directory (SQLite metadata, blobs, key file; relative paths and ~ are fine); state survives restarts", EnvVars: serveEnv("data")},
 		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8321", Usage: "API listen address", EnvVars: serveEnv("addr")},
 		&cli.StringFlag{Name: "storage-addr", Value: "127.0.0.1:8322", Usage: "listen address of the signed-URL storage host", EnvVars: serveEnv("storage-addr")},
 		&cli.BoolFlag{Name: "demo", Usage: "seed the shapes-demo dataset (once per data directory)", EnvVars: serveEnv("demo")},
 		&cli.IntFlag{Name: "demo-images", Value: 500, Usage: "images in shapes-demo", EnvVars: serveEnv("demo-images")},
-		&cli.StringSliceFlag{Name: "import", Usage: "load a folder of images as a dataset, `NAME=DIR` (repeatable; skipped if NAME exists)", EnvVars: serveEnv("import")},
+		&cli.StringSliceFlag{Name: "import", Usage: "load a folder of images as a dataset, `NAME=DIR` (repeatable; skipped if NAME exists; DIR may be relative or start with ~)", EnvVars: serveEnv("import")},
 		&cli.StringFlag{Name: "admin-key", Usage: "admin key of the first organization (default: random on first start)", EnvVars: serveEnv("admin-key")},
 		&cli.StringFlag{Name: "member-key", Usage: "member key of the first organization (default: random on first start)", EnvVars: serveEnv("member-key")},
 		&cli.IntFlag{Name: "requests-per-hour", Value: 100000, Usage: "API request budget per key and hour (then 429 + Retry-After)", EnvVars: serveEnv("requests-per-hour")},
@@ -50,6 +51,8 @@ func serveFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "fail-rate", Usage: "fault injection: share of API requests answered 503 (0..1)", EnvVars: serveEnv("fail-rate")},
 		&cli.Float64Flag{Name: "truncate-rate", Usage: "fault injection: share of storage bodies cut short (0..1)", EnvVars: serveEnv("truncate-rate")},
 		&cli.IntFlag{Name: "max-datasets", Usage: "plan's dataset cap per organization, then 402 (0 = unlimited)", EnvVars: serveEnv("max-datasets")},
+		&cli.DurationFlag{Name: "export-delay", Value: 3 * time.Second, Usage: "how long an export build takes: pending, then processing, then completed (0 = at once)", EnvVars: serveEnv("export-delay")},
+		&cli.Float64Flag{Name: "export-fail-rate", Usage: "fault injection: share of export builds that fail with an error_message (0..1)", EnvVars: serveEnv("export-fail-rate")},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug (one line per request), info, warn or error", EnvVars: serveEnv("log-level")},
 	}
 }
@@ -67,14 +70,18 @@ func parseImports(specs []string) ([]serveImport, error) {
 		if strings.ContainsAny(name, "/\x00") {
 			return nil, fmt.Errorf("--import %q: a dataset name must not contain '/'", spec)
 		}
-		st, err := os.Stat(dir)
+		abs, err := servePath(dir)
 		if err != nil {
-			return nil, fmt.Errorf("--import %q: %w", spec, err)
+			return nil, fmt.Errorf("--import %s: %w", spec, err)
 		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("--import %q: %s is not a directory", spec, dir)
+		st, err := os.Stat(abs)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("--import %s: %s: %w", spec, abs, pathReason(err))
+		case !st.IsDir():
+			return nil, fmt.Errorf("--import %s: %s: not a directory", spec, abs)
 		}
-		out = append(out, serveImport{name: name, dir: dir})
+		out = append(out, serveImport{name: name, dir: abs})
 	}
 	return out, nil
 }
@@ -92,6 +99,20 @@ func serveOptions(cc *cli.Context) (devserver.Options, error) {
 	if opts.DataDir == "" {
 		return opts, errors.New("--data must not be empty")
 	}
+	data, err := serveDataDir(opts.DataDir)
+	if err != nil {
+		return opts, err
+	}
+	opts.DataDir = data
+	switch d := cc.Duration("export-delay"); {
+	case d < 0:
+		return opts, fmt.Errorf("--export-delay %v: must not be negative", d)
+	case d == 0:
+		opts.ExportDelay = -1 // the devserver's "none"
+	default:
+		opts.ExportDelay = d
+	}
+	opts.ExportFailRate = cc.Float64("export-fail-rate")
 	if bw := strings.TrimSpace(cc.String("storage-bandwidth")); bw != "" && bw != "0" {
 		n, err := units.ParseBytes(bw)
 		if err != nil {
@@ -105,6 +126,7 @@ func serveOptions(cc *cli.Context) (devserver.Options, error) {
 	}{
 		{opts.FailRate < 0 || opts.FailRate > 1, fmt.Sprintf("--fail-rate %v: want a share between 0 and 1", opts.FailRate)},
 		{opts.TruncateRate < 0 || opts.TruncateRate > 1, fmt.Sprintf("--truncate-rate %v: want a share between 0 and 1", opts.TruncateRate)},
+		{opts.ExportFailRate < 0 || opts.ExportFailRate > 1, fmt.Sprintf("--export-fail-rate %v: want a share between 0 and 1", opts.ExportFailRate)},
 		{opts.URLTTL <= 0, fmt.Sprintf("--url-ttl %v: want a positive duration", opts.URLTTL)},
 		{opts.APILatency < 0, fmt.Sprintf("--api-latency %v: must not be negative", opts.APILatency)},
 		{opts.StorageLatency < 0, fmt.Sprintf("--storage-latency %v: must not be negative", opts.StorageLatency)},
@@ -149,15 +171,15 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			defer srv.Close()
-			if err := seedServe(ctx, os.Stderr, srv, imports, cc.Bool("demo"), cc.Int("demo-images")); err != nil {
+			if err := seedServe(ctx, cc.App.ErrWriter, srv, imports, cc.Bool("demo"), cc.Int("demo-images")); err != nil {
 				return err
 			}
 			if err := srv.Start(); err != nil {
 				return err
 			}
-			printServeInfo(os.Stdout, srv)
+			printServeInfo(cc.App.Writer, srv)
 			<-ctx.Done()
-			fmt.Fprintln(os.Stderr, "pictofs serve: shutting down")
+			fmt.Fprintln(cc.App.ErrWriter, "pictofs serve: shutting down")
 			return srv.Close()
 		},
 	}
@@ -218,4 +240,64 @@ Try:
 
 Ctrl-C stops the server; its state stays in the data directory.
 `, srv.APIURL(), srv.StorageURL(), srv.DefaultOrg(), srv.AdminKey(), srv.MemberKey(), srv.KeyFile())
+}
+
+// servePath makes a path flag's value absolute: "~" and "~/…" are the
+// user's home directory (no shell expands them in an env var or a quoted
+// value), a relative path is taken from the working directory.
+func servePath(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty path")
+	}
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("%s: cannot expand ~: %w", p, err)
+		}
+		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+	} else if strings.HasPrefix(p, "~") {
+		return "", fmt.Errorf("%s: only ~ and ~/ are expanded (write the full path of another user's home)", p)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	return abs, nil
+}
+
+// serveDataDir resolves --data and makes sure it is a directory the server
+// can write, creating it (0700) if needed; an error names the path and the
+// reason in one line.
+func serveDataDir(p string) (string, error) {
+	abs, err := servePath(p)
+	if err != nil {
+		return "", fmt.Errorf("--data %w", err)
+	}
+	name := abs
+	if abs != p {
+		name = fmt.Sprintf("%s (%s)", p, abs)
+	}
+	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+		return "", fmt.Errorf("--data %s: not a directory", name)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("--data %s: cannot create the data directory: %w", name, pathReason(err))
+	}
+	probe, err := os.CreateTemp(abs, ".write-check-*")
+	if err != nil {
+		return "", fmt.Errorf("--data %s: cannot write in the data directory: %w", name, pathReason(err))
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return abs, nil
+}
+
+// pathReason is the reason of a path error without the path (the message
+// names it already).
+func pathReason(err error) error {
+	var pe *iofs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

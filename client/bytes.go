@@ -29,7 +29,7 @@ func (c *Client) OpenSigned(ctx context.Context, signedURL string, offset, lengt
 	if err != nil {
 		return nil, 0, err
 	}
-	body, n, err := c.open(ctx, &request{method: http.MethodGet, u: u, storage: true, stream: true}, offset, length)
+	body, n, err := c.open(ctx, &request{route: RouteStorageGet, method: http.MethodGet, u: u, storage: true, stream: true}, offset, length)
 	if err != nil || n <= 0 {
 		return body, n, err
 	}
@@ -90,7 +90,7 @@ func (b *resumeBody) resume(cause error) error {
 	off, want := b.start+b.pos, b.total-b.pos
 	b.c.log.Debug("storage body cut short; resuming", "url", SanitizeURL(b.u.String()), "at", off, "of", b.start+b.total,
 		"resume", b.resumes, "cause", cause)
-	body, n, err := b.c.open(b.ctx, &request{method: http.MethodGet, u: b.u, storage: true, stream: true}, off, want)
+	body, n, err := b.c.open(b.ctx, &request{route: RouteStorageGet, method: http.MethodGet, u: b.u, storage: true, stream: true}, off, want)
 	if err == nil && n != want {
 		body.Close()
 		err = fmt.Errorf("got %d bytes from byte %d, want %d", n, off, want)
@@ -115,7 +115,7 @@ func (c *Client) OpenImage(ctx context.Context, dataset, directoryPath, filename
 		return nil, 0, fmt.Errorf("pictograph: empty dataset or filename: %w", ErrValidation)
 	}
 	u := c.apiURL("/images/"+EscapeSegment(dataset)+"/"+ImagePath(directoryPath, filename), nil)
-	return c.open(ctx, &request{method: http.MethodGet, u: u, stream: true}, offset, length)
+	return c.open(ctx, &request{route: RouteImageBytes, method: http.MethodGet, u: u, stream: true}, offset, length)
 }
 
 // PutUpload PUTs bytes to a signed upload URL, without the key (it is
@@ -128,7 +128,7 @@ func (c *Client) PutUpload(ctx context.Context, uploadURL, contentType string, b
 	if body == nil {
 		body = []byte{}
 	}
-	_, err = c.do(ctx, &request{method: http.MethodPut, u: u, body: body, contentType: contentType, storage: true})
+	_, err = c.do(ctx, &request{route: RouteStoragePut, method: http.MethodPut, u: u, body: body, contentType: contentType, storage: true})
 	return err
 }
 

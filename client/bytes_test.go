@@ -112,11 +112,11 @@ func storageServer(t *testing.T, body string, ignoreRange bool, last *http.Heade
 		*last = r.Header.Clone()
 		switch r.URL.Query().Get("sig") {
 		case "expired":
-			http.Error(w, "<Error><Code>AccessDenied</Code></Error>", 403)
+			http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
 			return
 		case "flaky":
 			if n.Load() == 1 {
-				http.Error(w, "oops", 503)
+				http.Error(w, "oops", http.StatusServiceUnavailable)
 				return
 			}
 		}

@@ -73,6 +73,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger, default slog.Default(). The key and signed-URL queries are never logged.
 	Logger *slog.Logger
+	// OnRequest, if set, is called once per attempt of every API and
+	// storage request, after the attempt and before any wait for the next
+	// one, on the calling goroutine and outside any lock of the client
+	// (see RequestEvent). It must be quick and safe for concurrent use.
+	OnRequest func(RequestEvent)
 }
 
 // Client is a Pictograph API client, safe for concurrent use.
@@ -90,6 +95,7 @@ type Client struct {
 	log        *slog.Logger
 	budget     *budget // nil when unlimited
 	gate       rateGate
+	onRequest  func(RequestEvent) // nil when not observed
 
 	apiRequests     atomic.Int64
 	storageRequests atomic.Int64
@@ -117,6 +123,7 @@ func New(opts Options) (*Client, error) {
 		jitter:     opts.Jitter,
 		now:        opts.Now,
 		log:        opts.Logger,
+		onRequest:  opts.OnRequest,
 	}
 	switch {
 	case c.timeout == 0:
@@ -258,6 +265,19 @@ func (b *budget) take(now time.Time) bool {
 	return true
 }
 
+// left is the number of attempts the last hour still allows at now.
+func (b *budget) left(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, t := range b.sent {
+		if now.Sub(t) < time.Hour {
+			n++
+		}
+	}
+	return max(b.limit-n, 0)
+}
+
 // rateGate holds every API request back after a 429 until the time its
 // Retry-After names, so that a saturated plan is not hit again by the other
 // requests in flight: the server would refuse them all.
@@ -284,6 +304,7 @@ func (g *rateGate) closedUntil() time.Time {
 
 // request is one logical call; do sends it once per attempt.
 type request struct {
+	route       string // a Route* pattern, for OnRequest
 	method      string
 	u           *url.URL
 	body        []byte
@@ -351,9 +372,11 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		start := time.Now()
 		resp, err := c.attempt(ctx, r)
 		if err != nil && ctx.Err() != nil {
+			c.emit(r, n+1, start, 0, err, false)
 			return nil, c.ctxError(r, ctx.Err())
 		}
 		if ae := (*APIError)(nil); errors.As(err, &ae) {
+			c.emit(r, n+1, start, ae.Status, ae, false)
 			return nil, err // an unusable answer: asking again would not help
 		}
 		var apiErr *APIError
@@ -362,6 +385,7 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			c.log.Debug("pictograph request failed", "method", r.method, "url", r.path(), "attempt", n+1, "err", err)
 		case resp.status < 300:
 			c.log.Debug("pictograph request", "method", r.method, "url", r.path(), "status", resp.status, "attempt", n+1, "duration", time.Since(start))
+			c.emit(r, n+1, start, resp.status, nil, false)
 			resp.attempts = n + 1
 			return resp, nil
 		default:
@@ -371,7 +395,12 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 			}
 			c.log.Debug("pictograph request", "method", r.method, "url", r.path(), "status", resp.status, "attempt", n+1, "duration", time.Since(start))
 		}
+		status, cause := 0, err
+		if apiErr != nil {
+			status, cause = apiErr.Status, apiErr
+		}
 		if !r.retryable() || n >= c.maxRetries || (apiErr != nil && !retryableStatus(apiErr.Status)) {
+			c.emit(r, n+1, start, status, cause, false)
 			if apiErr != nil {
 				return nil, apiErr
 			}
@@ -380,15 +409,17 @@ func (c *Client) do(ctx context.Context, r *request) (*response, error) {
 		wait := c.backoff(n)
 		if apiErr != nil && apiErr.Status == http.StatusTooManyRequests && apiErr.RetryAfter > 0 {
 			if apiErr.RetryAfter > maxRetryAfter {
+				c.emit(r, n+1, start, status, cause, false)
 				return nil, apiErr
 			}
 			wait = max(wait, apiErr.RetryAfter)
 		}
-		cause := any(err)
+		c.emit(r, n+1, start, status, cause, true)
+		logCause := any(err)
 		if apiErr != nil {
-			cause = apiErr.Status
+			logCause = apiErr.Status
 		}
-		c.log.Warn("pictograph request retried", "method", r.method, "url", r.path(), "attempt", n+1, "cause", cause, "wait", wait)
+		c.log.Warn("pictograph request retried", "method", r.method, "url", r.path(), "attempt", n+1, "cause", logCause, "wait", wait)
 		slept = c.now().Add(wait)
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, c.ctxError(r, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 )
@@ -28,7 +27,7 @@ func datasetPath(nameOrID string) (string, error) {
 // Me returns the key's organization (GET /organizations/me), a cheap key
 // check. It accepts {organization:{…}}, {data:{…}} and {data:{organization:{…}}}.
 func (c *Client) Me(ctx context.Context) (*Organization, error) {
-	resp, err := c.call(ctx, http.MethodGet, "/organizations/me", nil, nil)
+	resp, err := c.call(ctx, RouteMe, "/organizations/me", nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +62,7 @@ func (c *Client) ListDatasets(ctx context.Context, limit, offset int) ([]Dataset
 }
 
 func (c *Client) datasetsPage(ctx context.Context, limit, offset int) ([]Dataset, *rawPagination, error) {
-	resp, err := c.call(ctx, http.MethodGet, "/datasets/", pageQuery(nil, limit, offset), nil)
+	resp, err := c.call(ctx, RouteListDatasets, "/datasets/", pageQuery(nil, limit, offset), nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,7 +94,7 @@ func (c *Client) GetDataset(ctx context.Context, nameOrID string) (*Dataset, err
 		return nil, err
 	}
 	var d Dataset
-	if err := c.getData(ctx, p, nil, &d); err != nil {
+	if err := c.getData(ctx, RouteGetDataset, p, nil, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -113,7 +112,7 @@ func (c *Client) DatasetImagesPage(ctx context.Context, nameOrID string, limit, 
 		q.Set("images_limit", strconv.Itoa(limit))
 	}
 	var d Dataset
-	if err := c.getData(ctx, p, q, &d); err != nil {
+	if err := c.getData(ctx, RouteGetDataset, p, q, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -152,7 +151,7 @@ func (c *Client) CreateDataset(ctx context.Context, req CreateDatasetRequest) (*
 	if req.Name == "" {
 		return nil, fmt.Errorf("pictograph: empty dataset name: %w", ErrValidation)
 	}
-	resp, err := c.call(ctx, http.MethodPost, "/datasets/", nil, req)
+	resp, err := c.call(ctx, RouteCreateDataset, "/datasets/", nil, req)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +169,7 @@ func (c *Client) UpdateDataset(ctx context.Context, nameOrID string, req UpdateD
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.call(ctx, http.MethodPatch, p, nil, req)
+	resp, err := c.call(ctx, RouteUpdateDataset, p, nil, req)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +187,7 @@ func (c *Client) DeleteDataset(ctx context.Context, nameOrID string) (*DeleteRes
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.call(ctx, http.MethodDelete, p, nil, nil)
+	resp, err := c.call(ctx, RouteDeleteDataset, p, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +225,7 @@ func (c *Client) DownloadListing(ctx context.Context, nameOrID string, opts Down
 		q.Set("status_filter", opts.StatusFilter)
 	}
 	var l DownloadListing
-	if err := c.getData(ctx, p+"/download", q, &l); err != nil {
+	if err := c.getData(ctx, RouteDownloadListing, p+"/download", q, &l); err != nil {
 		return nil, err
 	}
 	return &l, nil

@@ -6,11 +6,16 @@
 // strict escaping of names in paths, the {"data": …} envelopes and the paging
 // rules, the retry policy with backoff, Retry-After and idempotency keys, the
 // client-side hourly request budget, the typed errors (APIError and the Err*
-// sentinels), the fetching of signed storage URLs without the key, and the
-// model types shared with the devserver.
+// sentinels), the fetching of signed storage URLs without the key, the
+// model types of the contract, the export routes (create, poll, download
+// link, list, delete) and the write routes (bulk upload and register, saving
+// and deleting annotations, archiving images), and one event per attempt for
+// whoever observes it (Options.OnRequest).
 //
 // It must not know about FUSE, inodes, caches, prefetching or the devserver:
 // it speaks only the documented contract, and tolerates every answer the
 // contract leaves open, so that it works against the real service unchanged.
+// Its wire types are pinned to the golden documents in testdata/golden,
+// which the devserver's tests hold too: the two agree only through them.
 // It imports only the standard library, BurntSushi/toml and golang.org/x/sync.
 package client

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // apiURL joins the base URL, APIPrefix and an already escaped route path.
@@ -26,10 +27,12 @@ func (c *Client) rootURL(escPath, rawQuery string) *url.URL {
 	return &u
 }
 
-// call sends an API request with an optional JSON body. POST, PATCH and PUT
-// carry a fresh Idempotency-Key, the same on every retry.
-func (c *Client) call(ctx context.Context, method, escPath string, q url.Values, in any) (*response, error) {
-	r := &request{method: method, u: c.apiURL(escPath, q)}
+// call sends an API request of route (a Route* pattern, which names the
+// method) to escPath with an optional JSON body. POST, PATCH and PUT carry a
+// fresh Idempotency-Key, the same on every retry.
+func (c *Client) call(ctx context.Context, route, escPath string, q url.Values, in any) (*response, error) {
+	method, _, _ := strings.Cut(route, " ")
+	r := &request{route: route, method: method, u: c.apiURL(escPath, q)}
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
@@ -43,9 +46,9 @@ func (c *Client) call(ctx context.Context, method, escPath string, q url.Values,
 	return c.do(ctx, r)
 }
 
-// getData GETs escPath and decodes its {"data": …} object into out.
-func (c *Client) getData(ctx context.Context, escPath string, q url.Values, out any) error {
-	resp, err := c.call(ctx, http.MethodGet, escPath, q, nil)
+// getData GETs escPath (of route) and decodes its {"data": …} object into out.
+func (c *Client) getData(ctx context.Context, route, escPath string, q url.Values, out any) error {
+	resp, err := c.call(ctx, route, escPath, q, nil)
 	if err != nil {
 		return err
 	}

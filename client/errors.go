@@ -89,18 +89,39 @@ func (e *APIError) Error() string {
 // ErrUnauthorized, 402 ErrPaymentRequired, 403 ErrForbidden (and
 // ErrURLExpired when it came from storage), 404/410 ErrNotFound, 408
 // ErrTimeout, 409 ErrConflict, 429 ErrRateLimited, 5xx ErrServer. The slugs
-// of §6 match too, and a 400 saying "already exists" (a duplicate upload,
-// §5) is also ErrConflict.
+// of §6 match too, and a 400 whose message says the thing exists (a
+// duplicate upload, §5, or export name, §10) is also ErrConflict.
 func (e *APIError) Is(target error) bool {
 	switch {
 	case target == ErrURLExpired:
 		return e.Storage && e.Status == http.StatusForbidden
 	case target == ErrConflict && e.Status == http.StatusBadRequest:
-		if strings.Contains(strings.ToLower(e.Message), "already exist") {
+		if saysDuplicate(e.Message) {
 			return true
 		}
 	}
 	return target == statusSentinel(e.Status) || (target != nil && target == codeSentinel[e.Code])
+}
+
+// saysDuplicate reports whether an error message says that what was to be
+// created exists already ("already exists", "Export 'x' exists",
+// "duplicate name"), and not that something does not exist.
+func saysDuplicate(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"already exist", "already in use", "already taken", "duplicate", "must be unique"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	if !strings.Contains(m, "exists") {
+		return false
+	}
+	for _, neg := range []string{"not exist", "n't exist", "no longer exist", "never exist"} {
+		if strings.Contains(m, neg) {
+			return false
+		}
+	}
+	return true
 }
 
 func statusSentinel(status int) error {

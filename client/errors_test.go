@@ -55,6 +55,12 @@ func TestConflictVariants(t *testing.T) {
 	}{
 		{&APIError{Status: 400, Message: "Image 'a.jpg' already exists in /train"}, true},
 		{&APIError{Status: 400, Message: "limit must be positive"}, false},
+		{&APIError{Status: 400, Message: "Export 'nightly' exists for dataset 'cars'"}, true},
+		{&APIError{Status: 400, Message: "An export with this name already exists"}, true},
+		{&APIError{Status: 400, Message: "Duplicate export name"}, true},
+		{&APIError{Status: 400, Message: "Dataset 'cars' does not exist"}, false},
+		{&APIError{Status: 400, Message: "dataset doesn't exist"}, false},
+		{&APIError{Status: 422, Message: "already exists"}, false},
 		{&APIError{Status: 400, Code: "conflict"}, true},
 		{&APIError{Status: 409}, true},
 	}

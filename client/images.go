@@ -35,7 +35,7 @@ func (c *Client) ListImages(ctx context.Context, q ImageQuery) ([]Image, *Pagina
 }
 
 func (c *Client) imagesPage(ctx context.Context, q ImageQuery, limit, offset int) ([]Image, *rawPagination, error) {
-	resp, err := c.call(ctx, http.MethodGet, "/images/", q.values(limit, offset), nil)
+	resp, err := c.call(ctx, RouteListImages, "/images/", q.values(limit, offset), nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -53,7 +53,7 @@ func (c *Client) EachImage(ctx context.Context, q ImageQuery, fn func(page []Ima
 
 // RequestUploadURL is step one of an upload (POST /images/upload-url).
 func (c *Client) RequestUploadURL(ctx context.Context, req UploadURLRequest) (*UploadURL, error) {
-	resp, err := c.call(ctx, http.MethodPost, "/images/upload-url", nil, req)
+	resp, err := c.call(ctx, RouteUploadURL, "/images/upload-url", nil, req)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (c *Client) RequestUploadURL(ctx context.Context, req UploadURLRequest) (*U
 // RegisterImage is step three of an upload (POST /images/register). A
 // duplicate filename in the directory is ErrConflict (400 or 409).
 func (c *Client) RegisterImage(ctx context.Context, req RegisterImageRequest) (*Image, error) {
-	resp, err := c.call(ctx, http.MethodPost, "/images/register", nil, req)
+	resp, err := c.call(ctx, RouteRegisterImage, "/images/register", nil, req)
 	if err != nil {
 		return nil, err
 	}
@@ -101,23 +101,6 @@ func (c *Client) UploadImage(ctx context.Context, dataset, directoryPath, filena
 		Width:         width,
 		Height:        height,
 	})
-}
-
-// SaveAnnotations replaces an image's annotations: PUT
-// /annotations/{image_id}/file with {"annotations": […]} and an
-// Idempotency-Key (the devserver's seeding route).
-func (c *Client) SaveAnnotations(ctx context.Context, imageID string, anns []Annotation) error {
-	if imageID == "" {
-		return fmt.Errorf("pictograph: empty image id: %w", ErrValidation)
-	}
-	if anns == nil {
-		anns = []Annotation{}
-	}
-	body := struct {
-		Annotations []Annotation `json:"annotations"`
-	}{anns}
-	_, err := c.call(ctx, http.MethodPut, "/annotations/"+EscapeSegment(imageID)+"/file", nil, body)
-	return err
 }
 
 // AnnotationFile returns the raw annotation document of an image
@@ -154,7 +137,7 @@ func (c *Client) AnnotationFileAt(ctx context.Context, annotationURL string) ([]
 
 // rawJSON GETs u with the key and returns its body, which must be JSON.
 func (c *Client) rawJSON(ctx context.Context, u *url.URL) ([]byte, error) {
-	resp, err := c.do(ctx, &request{method: http.MethodGet, u: u})
+	resp, err := c.do(ctx, &request{route: RouteAnnotationFile, method: http.MethodGet, u: u})
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,9 @@ var flexLayouts = []string{
 func (t *flexTime) UnmarshalJSON(b []byte) error {
 	*t = flexTime{}
 	b = bytes.TrimSpace(b)
+	if isNull(b) {
+		return nil
+	}
 	var secs float64
 	if json.Unmarshal(b, &secs) == nil {
 		if !math.IsInf(secs, 0) && !math.IsNaN(secs) {

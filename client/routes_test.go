@@ -218,26 +218,36 @@ func TestRegisterDuplicate(t *testing.T) {
 	}
 }
 
-func TestSaveAnnotations(t *testing.T) {
+func TestSaveAnnotationsAt(t *testing.T) {
 	var method, uri, idem string
-	var body map[string]json.RawMessage
+	var body []byte
 	c, _, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		method, uri, idem = r.Method, r.RequestURI, r.Header.Get("Idempotency-Key")
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		writeJSON(w, 200, map[string]any{"success": true})
+		body, _ = io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, `{"success": true, "image_id": "i1", "previous_count": 2, "new_count": 1, "status": "review"}`)
 	})
-	anns := []Annotation{{ID: "a1", Name: "car", Type: "bbox", BoundingBox: &BoundingBox{X: 1, Y: 2, W: 3, H: 4}}}
-	if err := c.SaveAnnotations(context.Background(), "i1", anns); err != nil {
+	anns := json.RawMessage(`[{"id":"a1","name":"car","type":"bbox","bounding_box":{"x":1,"y":2,"w":3,"h":4}}]`)
+	res, err := c.SaveAnnotationsAt(context.Background(), "road signs", "/val/a b", "0001.jpg", anns)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if method != "PUT" || uri != "/api/v1/developer/annotations/i1/file" || !idemKeyRE.MatchString(idem) {
-		t.Errorf("got %s %s key %q, want PUT /annotations/i1/file with a key", method, uri, idem)
+	if want := (SaveResult{Success: true, ImageID: "i1", PreviousCount: 2, NewCount: 1, Status: "review"}); *res != want {
+		t.Errorf("got %+v, want %+v", *res, want)
 	}
-	if want := `[{"id":"a1","name":"car","type":"bbox","bounding_box":{"x":1,"y":2,"w":3,"h":4}}]`; string(body["annotations"]) != want {
-		t.Errorf("got annotations %s, want %s", body["annotations"], want)
+	if method != "POST" || uri != "/api/v1/developer/annotations/road%20signs/val/a%20b/0001.jpg" || !idemKeyRE.MatchString(idem) {
+		t.Errorf("got %s %s key %q, want POST /annotations/road%%20signs/val/a%%20b/0001.jpg with a key", method, uri, idem)
 	}
-	if err := c.SaveAnnotations(context.Background(), "i1", nil); err != nil || string(body["annotations"]) != "[]" {
-		t.Errorf("nil annotations: got %s, %v; want []", body["annotations"], err)
+	if want := `{"annotations":` + string(anns) + `}`; string(body) != want {
+		t.Errorf("got body %s, want exactly %s", body, want)
+	}
+	if _, err := c.SaveAnnotationsAt(context.Background(), "ds", "/", "a.png", nil); err != nil || string(body) != `{"annotations":[]}` {
+		t.Errorf("nil annotations: got body %s, %v; want {\"annotations\":[]}", body, err)
+	}
+	for _, bad := range []string{`{"annotations": []}`, `"x"`, `[1,`} {
+		n := c.APIRequests()
+		if _, err := c.SaveAnnotationsAt(context.Background(), "ds", "/", "a.png", json.RawMessage(bad)); !errors.Is(err, ErrValidation) || c.APIRequests() != n {
+			t.Errorf("annotations %s: got %v after %d requests, want ErrValidation and no request", bad, err, c.APIRequests()-n)
+		}
 	}
 }
 

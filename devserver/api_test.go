@@ -11,15 +11,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 func TestDatasetListPagingWithClampedCap(t *testing.T) {
 	s := startServer(t, Options{DatasetListCap: 3})
 	ctx := context.Background()
 	for i := range 7 {
-		if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: fmt.Sprintf("ds-%d", i)}); err != nil {
+		if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: fmt.Sprintf("ds-%d", i), Classes: testClasses}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,7 +59,7 @@ func TestDatasetListPagingWithClampedCap(t *testing.T) {
 func TestImagePagingCaps(t *testing.T) {
 	s := startServer(t, Options{ImagesLimitCap: 4, ImageListCap: 3, DownloadCap: 5})
 	ctx := context.Background()
-	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "caps"})
+	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "caps", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +68,7 @@ func TestImagePagingCaps(t *testing.T) {
 	a := newAPI(t, s, testMemberKey)
 
 	// include_images: no pagination object, clamped pages, stable order.
-	var embedded []client.Image
+	var embedded []Image
 	for off := 0; ; {
 		r := a.do(http.MethodGet, fmt.Sprintf("/datasets/%s?include_images=true&images_limit=1000&images_offset=%d", ds.ID, off), nil)
 		mustStatus(t, "include_images", r, http.StatusOK)
@@ -81,8 +79,8 @@ func TestImagePagingCaps(t *testing.T) {
 		}
 		var env struct {
 			Data struct {
-				ImageCount int            `json:"image_count"`
-				Images     []client.Image `json:"images"`
+				ImageCount int     `json:"image_count"`
+				Images     []Image `json:"images"`
 			} `json:"data"`
 		}
 		r.decode(t, &env)
@@ -99,7 +97,7 @@ func TestImagePagingCaps(t *testing.T) {
 		off += len(env.Data.Images)
 	}
 	// /images/: clamped with has_more.
-	var listed []client.Image
+	var listed []Image
 	for off := 0; ; {
 		r := a.do(http.MethodGet, fmt.Sprintf("/images/?dataset=caps&limit=500&offset=%d", off), nil)
 		mustStatus(t, "/images/", r, http.StatusOK)
@@ -129,7 +127,7 @@ func TestImagePagingCaps(t *testing.T) {
 		t.Errorf("download: got %d items, total_items %d, id %s; want 5, 7, %s", len(lst.Data.Items), lst.Data.TotalItems, lst.Data.ID, ds.ID)
 	}
 	want := []string{"/a/000.png", "/a/001.png", "/a/002.png", "/b/000.png", "/b/001.png", "/b/002.png", "/b/003.png"}
-	for name, got := range map[string][]client.Image{"include_images": embedded, "/images/": listed} {
+	for name, got := range map[string][]Image{"include_images": embedded, "/images/": listed} {
 		var paths []string
 		for _, im := range got {
 			paths = append(paths, im.DirectoryPath+"/"+im.Filename)
@@ -142,9 +140,6 @@ func TestImagePagingCaps(t *testing.T) {
 		if it.ID != listed[i].ID {
 			t.Errorf("download item %d: got id %s, want %s (same order as /images/)", i, it.ID, listed[i].ID)
 		}
-		if it.DirectoryPath != "" {
-			t.Errorf("download item %d: got directory_path %q, want it omitted", i, it.DirectoryPath)
-		}
 		if (it.AnnotationURL != "") != (it.AnnotationCount > 0) {
 			t.Errorf("download item %d: annotation_count %d with annotation_url %q", i, it.AnnotationCount, it.AnnotationURL)
 		}
@@ -154,7 +149,7 @@ func TestImagePagingCaps(t *testing.T) {
 func TestImageObjectFields(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "f"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "f", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, s.DefaultOrg(), "f", "/val", 1, true)
@@ -183,7 +178,7 @@ func TestImageObjectFields(t *testing.T) {
 func TestAnotherOrganizationGets404(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "mine"})
+	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "mine", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,10 +234,10 @@ func TestErrorStatuses(t *testing.T) {
 		}
 		keys[role] = k
 	}
-	if _, err := s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "taken"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "taken", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "other"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "other", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, org, "other", "/x", 2, false)
@@ -296,12 +291,12 @@ func TestErrorStatuses(t *testing.T) {
 	}
 	// The delete reported its images, and they are gone.
 	a := newAPI(t, s, testAdminKey)
-	if _, err := s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "del"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "del", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, org, "del", "/", 3, true)
 	r := a.do(http.MethodDelete, "/datasets/del", nil)
-	var del struct{ Data client.DeleteResult }
+	var del struct{ Data deleteResult }
 	r.decode(t, &del)
 	if !del.Data.Deleted || del.Data.ImagesDeleted != 3 || del.Data.Name != "del" {
 		t.Errorf("delete: got %+v, want deleted with 3 images", del.Data)
@@ -437,7 +432,7 @@ func TestOrganizationsMe(t *testing.T) {
 	for key, role := range map[string]string{testAdminKey: "admin", testMemberKey: "member"} {
 		r := newAPI(t, s, key).do(http.MethodGet, "/organizations/me", nil)
 		mustStatus(t, "me", r, http.StatusOK)
-		var env struct{ Organization client.Organization }
+		var env struct{ Organization organization }
 		r.decode(t, &env)
 		if env.Organization.ID != s.DefaultOrg() || env.Organization.Role != role || env.Organization.Name == "" {
 			t.Errorf("me: got %+v, want org %s role %s", env.Organization, s.DefaultOrg(), role)
@@ -451,14 +446,14 @@ func TestOrganizationsMe(t *testing.T) {
 func TestUploadRegisterAndAnnotations(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "up"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "up", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	a := newAPI(t, s, testMemberKey)
 	data := demoBytes(t, 3)
-	r := a.do(http.MethodPost, "/images/upload-url", client.UploadURLRequest{Dataset: "up", Filename: "x.png", DirectoryPath: "train/", ContentType: "image/png"})
+	r := a.do(http.MethodPost, "/images/upload-url", uploadURLRequest{Dataset: "up", Filename: "x.png", DirectoryPath: "train/", ContentType: "image/png"})
 	mustStatus(t, "upload-url", r, http.StatusOK)
-	var up struct{ Data client.UploadURL }
+	var up struct{ Data uploadURL }
 	r.decode(t, &up)
 	if up.Data.DirectoryPath != "/train" || up.Data.ExpiresInMinutes != 60 || !strings.HasPrefix(up.Data.UploadURL, s.StorageURL()) {
 		t.Errorf("upload-url: got %+v", up.Data)
@@ -476,7 +471,7 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 	if got := put("image/jpeg"); got != http.StatusForbidden {
 		t.Errorf("PUT with another Content-Type: got %d, want 403", got)
 	}
-	reg := client.RegisterImageRequest{Dataset: "up", Filename: "x.png", DirectoryPath: "/train", FileSize: int64(len(data)), ContentType: "image/png"}
+	reg := registerImageRequest{Dataset: "up", Filename: "x.png", DirectoryPath: "/train", FileSize: int64(len(data)), ContentType: "image/png"}
 	if r := a.do(http.MethodPost, "/images/register", reg); r.status != http.StatusBadRequest {
 		t.Errorf("register before PUT: got %d, want 400", r.status)
 	}
@@ -485,16 +480,16 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 	}
 	r = a.do(http.MethodPost, "/images/register", reg)
 	mustStatus(t, "register", r, http.StatusCreated)
-	var im struct{ Data client.Image }
+	var im struct{ Data Image }
 	r.decode(t, &im)
 	if im.Data.FileSize != int64(len(data)) || im.Data.Width == 0 || im.Data.Status != "new" || im.Data.DirectoryPath != "/train" {
 		t.Errorf("register: got %+v", im.Data)
 	}
-	r = a.do(http.MethodPost, "/images/upload-url", client.UploadURLRequest{Dataset: "up", Filename: "x.png", DirectoryPath: "/train", ContentType: "image/png"})
+	r = a.do(http.MethodPost, "/images/upload-url", uploadURLRequest{Dataset: "up", Filename: "x.png", DirectoryPath: "/train", ContentType: "image/png"})
 	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "already exists") {
 		t.Errorf("duplicate upload-url: got %d %s, want 400 already exists", r.status, r.body)
 	}
-	for _, bad := range []client.UploadURLRequest{
+	for _, bad := range []uploadURLRequest{
 		{Dataset: "up", Filename: "a/b.png", ContentType: "image/png"},
 		{Dataset: "up", Filename: "a\x00.png", ContentType: "image/png"},
 		{Dataset: "up", Filename: "..", ContentType: "image/png"},
@@ -506,7 +501,7 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 		}
 	}
 	if r := newAPI(t, s, mustKey(t, s, "viewer")).do(http.MethodPost, "/images/upload-url",
-		client.UploadURLRequest{Dataset: "up", Filename: "v.png", ContentType: "image/png"}); r.status != http.StatusForbidden {
+		uploadURLRequest{Dataset: "up", Filename: "v.png", ContentType: "image/png"}); r.status != http.StatusForbidden {
 		t.Errorf("viewer upload-url: got %d, want 403", r.status)
 	}
 
@@ -518,23 +513,26 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 	}
 	anns := map[string]any{"annotations": []map[string]any{
 		{"name": "circle", "type": "bbox", "bounding_box": map[string]float64{"x": 1, "y": 2, "w": 3, "h": 4}},
-		{"name": "tip", "type": "keypoint", "keypoint": map[string]float64{"x": 5, "y": 6}},
+		{"name": "x", "type": "keypoint", "keypoint": map[string]float64{"x": 5, "y": 6}},
 	}}
-	mustStatus(t, "save annotations", a.do(http.MethodPut, "/annotations/"+im.Data.ID+"/file", anns), http.StatusOK)
-	if r := a.do(http.MethodPut, "/annotations/"+im.Data.ID+"/file", map[string]any{"annotations": []map[string]any{{"name": "x", "type": "bbox"}}}); r.status != http.StatusUnprocessableEntity {
+	mustStatus(t, "save annotations", a.do(http.MethodPost, "/annotations/up/train/x.png", anns), http.StatusOK)
+	if r := a.do(http.MethodPost, "/annotations/up/train/x.png", map[string]any{"annotations": []map[string]any{{"name": "x", "type": "bbox"}}}); r.status != http.StatusUnprocessableEntity {
 		t.Errorf("annotation without geometry: got %d, want 422", r.status)
 	}
-	var got client.AnnotationDocument
+	if r := a.do(http.MethodPut, "/annotations/"+im.Data.ID+"/file", anns); r.status != http.StatusMethodNotAllowed && r.status != http.StatusNotFound {
+		t.Errorf("PUT /annotations/{id}/file (not in the contract): got %d, want 404 or 405", r.status)
+	}
+	var got annotationDocument
 	a.do(http.MethodGet, "/annotations/"+im.Data.ID+"/file", nil).decode(t, &got)
 	if got.Image != "x.png" || len(got.Annotations) != 2 || got.Annotations[0].BoundingBox == nil || got.Annotations[0].ID == "" {
 		t.Errorf("annotation file: got %+v", got)
 	}
 	var byPath struct {
-		Success         bool                `json:"success"`
-		ImageID         string              `json:"image_id"`
-		Filename        string              `json:"filename"`
-		Annotations     []client.Annotation `json:"annotations"`
-		AnnotationCount int                 `json:"annotation_count"`
+		Success         bool         `json:"success"`
+		ImageID         string       `json:"image_id"`
+		Filename        string       `json:"filename"`
+		Annotations     []Annotation `json:"annotations"`
+		AnnotationCount int          `json:"annotation_count"`
 	}
 	r = a.do(http.MethodGet, "/annotations/up/train/x.png", nil)
 	mustStatus(t, "annotations by path", r, http.StatusOK)
@@ -545,10 +543,10 @@ func TestUploadRegisterAndAnnotations(t *testing.T) {
 	if s.Stats().AnnotationFiles != 2 {
 		t.Errorf("Stats.AnnotationFiles: got %d, want 2", s.Stats().AnnotationFiles)
 	}
-	var img struct{ Data []client.Image }
+	var img struct{ Data []Image }
 	a.do(http.MethodGet, "/images/?dataset=up&directory_path=train&filename=x.png", nil).decode(t, &img)
-	if len(img.Data) != 1 || img.Data[0].AnnotationCount != 2 || img.Data[0].Status != "annotate" {
-		t.Errorf("image after saving annotations: got %+v", img.Data)
+	if len(img.Data) != 1 || img.Data[0].AnnotationCount != 2 || img.Data[0].Status != "new" {
+		t.Errorf("image after saving annotations: got %+v, want 2 annotations and the status unchanged (new)", img.Data)
 	}
 }
 
@@ -564,7 +562,7 @@ func mustKey(t *testing.T, s *Server, role string) string {
 func TestStatusFilters(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "st"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "st", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	ims := addImages(t, s, s.DefaultOrg(), "st", "/", 5, false)
@@ -595,7 +593,7 @@ func TestHostileNamesAreReachable(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
 	org := s.DefaultOrg()
-	if _, err := s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "h ?#%"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "h ?#%", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("n", 1000)
@@ -655,7 +653,7 @@ func TestHostileNamesAreReachable(t *testing.T) {
 func TestConcurrentReaders(t *testing.T) {
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "c"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "c", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, s.DefaultOrg(), "c", "/", 20, true)
@@ -688,7 +686,7 @@ func TestConcurrentReaders(t *testing.T) {
 func TestPagingSeesWrites(t *testing.T) {
 	s := startServer(t, Options{ImageListCap: 2})
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "w"}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "w", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	addImages(t, s, s.DefaultOrg(), "w", "/b", 4, false)

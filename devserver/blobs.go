@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -98,4 +99,50 @@ func (b *blobStore) remove(sum []byte) error {
 		return nil
 	}
 	return err
+}
+
+// blobWriter is a blob being written from a stream: Commit moves it into
+// place under its SHA-256, Abort drops it.
+type blobWriter struct {
+	b *blobStore
+	f *os.File
+	h hash.Hash
+	n int64
+}
+
+// create starts a blob written by the caller.
+func (b *blobStore) create() (*blobWriter, error) {
+	f, err := os.CreateTemp(b.root, ".build-*")
+	if err != nil {
+		return nil, fmt.Errorf("create blob temp: %w", err)
+	}
+	return &blobWriter{b: b, f: f, h: sha256.New()}, nil
+}
+
+func (w *blobWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Commit closes the blob and renames it to its SHA-256; it returns the sum
+// and the size.
+func (w *blobWriter) Commit() ([]byte, int64, error) {
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.f.Name())
+		return nil, 0, fmt.Errorf("write blob: %w", err)
+	}
+	sum := w.h.Sum(nil)
+	if err := os.Rename(w.f.Name(), w.b.path(sum)); err != nil {
+		os.Remove(w.f.Name())
+		return nil, 0, fmt.Errorf("rename blob: %w", err)
+	}
+	return sum, w.n, nil
+}
+
+// Abort closes and removes the unfinished blob.
+func (w *blobWriter) Abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pictofs/pictofs/client"
 )
 
 // SeedBulk creates dataset name in orgID with n images that share one tiny
@@ -19,7 +18,7 @@ import (
 // rows, not many bytes. Images are "new", without annotations, in "/", and
 // named "000000.png", "000001.png", … (six digits or more), so that the
 // listing order is the index order.
-func (s *Server) SeedBulk(ctx context.Context, orgID, name string, n int) (*client.Dataset, error) {
+func (s *Server) SeedBulk(ctx context.Context, orgID, name string, n int) (*Dataset, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("devserver: seed bulk: negative image count %d: %w", n, ErrInvalid)
 	}
@@ -33,7 +32,7 @@ func (s *Server) SeedBulk(ctx context.Context, orgID, name string, n int) (*clie
 	if err != nil {
 		return nil, fmt.Errorf("devserver: seed bulk: %w", err)
 	}
-	d, err := s.createDataset(ctx, orgID, client.CreateDatasetRequest{
+	d, err := s.createDataset(ctx, orgID, CreateDatasetRequest{
 		Name: name, Description: fmt.Sprintf("%d bulk images", n),
 	})
 	if err != nil {

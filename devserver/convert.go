@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // requestBase is the API base URL as the caller reached it.
@@ -39,10 +37,10 @@ func (s *Server) storageBase(r *http.Request) string {
 	return base
 }
 
-func (s *Server) datasetJSON(d *datasetRow) client.Dataset {
-	out := client.Dataset{
+func (s *Server) datasetJSON(d *datasetRow) Dataset {
+	out := Dataset{
 		ID: d.id, OrganizationID: d.orgID, Name: d.name, Description: d.description, Readme: d.readme,
-		AnnotationTypes: []string{}, Classes: []client.Class{},
+		AnnotationTypes: []string{}, Classes: []Class{},
 		ImageCount: d.imageCount, CompletedImageCount: d.completedCount, ArchivedImageCount: d.archivedCount,
 		TotalSize: d.totalSize, IsPublic: d.isPublic, IsArchived: d.isArchived,
 		CreatedAt: fromMicros(d.createdAt), UpdatedAt: fromMicros(d.updatedAt),
@@ -53,7 +51,7 @@ func (s *Server) datasetJSON(d *datasetRow) client.Dataset {
 		out.AnnotationTypes = []string{}
 	}
 	if out.Classes == nil {
-		out.Classes = []client.Class{}
+		out.Classes = []Class{}
 	}
 	return out
 }
@@ -101,8 +99,8 @@ func splitImagePath(escaped string) (dir, filename string, err error) {
 	return "/" + d, filename, nil
 }
 
-func (s *Server) imageJSON(base string, im *imageRow) client.Image {
-	out := client.Image{
+func (s *Server) imageJSON(base string, im *imageRow) Image {
+	out := Image{
 		ID: im.id, DatasetID: im.datasetID, Filename: im.filename, DirectoryPath: im.dir,
 		Status: im.status, AnnotationCount: im.annotationCount, FileSize: im.fileSize,
 		Width: im.width, Height: im.height, ContentType: im.contentType, Tags: []string{},

@@ -14,14 +14,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pictofs/pictofs/client"
 )
 
 // DemoDatasetName is the dataset `pictofs serve --demo` seeds.
 const DemoDatasetName = "shapes-demo"
 
 // DemoClasses are the classes of the demo dataset, one per shape drawn.
-var DemoClasses = []client.Class{
+var DemoClasses = []Class{
 	{Name: "circle", Type: "bbox", Color: "#e6194b"},
 	{Name: "rectangle", Type: "bbox", Color: "#3cb44b"},
 	{Name: "triangle", Type: "bbox", Color: "#4363d8"},
@@ -39,21 +38,21 @@ top-left origin). About 80% of the images are in train/, 20% in val/; about
 // JPEG, in train/ and val/), each with bounding boxes that match the shapes
 // drawn. Images are made by a worker pool and inserted in batches; the
 // bytes depend only on Options.Seed and the image index.
-func (s *Server) SeedDemo(ctx context.Context, orgID, name string, n int) (*client.Dataset, error) {
+func (s *Server) SeedDemo(ctx context.Context, orgID, name string, n int) (*Dataset, error) {
 	return s.seedDemo(ctx, orgID, name, n, nil)
 }
 
 // SeedDemoProgress is SeedDemo with a progress callback, called from one
 // goroutine after each inserted batch with the number of images so far.
-func (s *Server) SeedDemoProgress(ctx context.Context, orgID, name string, n int, progress func(done int)) (*client.Dataset, error) {
+func (s *Server) SeedDemoProgress(ctx context.Context, orgID, name string, n int, progress func(done int)) (*Dataset, error) {
 	return s.seedDemo(ctx, orgID, name, n, progress)
 }
 
-func (s *Server) seedDemo(ctx context.Context, orgID, name string, n int, progress func(int)) (*client.Dataset, error) {
+func (s *Server) seedDemo(ctx context.Context, orgID, name string, n int, progress func(int)) (*Dataset, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("devserver: seed demo: negative image count %d: %w", n, ErrInvalid)
 	}
-	d, err := s.createDataset(ctx, orgID, client.CreateDatasetRequest{
+	d, err := s.createDataset(ctx, orgID, CreateDatasetRequest{
 		Name:            name,
 		Description:     fmt.Sprintf("%d generated images of shapes with bounding boxes", n),
 		Readme:          demoReadme,
@@ -79,7 +78,7 @@ func (s *Server) seedDemo(ctx context.Context, orgID, name string, n int, progre
 		if err != nil {
 			return nil, err
 		}
-		doc, err := annotationsJSON(g.anns)
+		doc, err := checkedAnnotations(g.anns, DemoClasses)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +100,7 @@ func (s *Server) seedDemo(ctx context.Context, orgID, name string, n int, progre
 type demoImage struct {
 	dir, filename, contentType string
 	width, height              int
-	anns                       []client.Annotation
+	anns                       []Annotation
 }
 
 // demoNoise is a table of noise shared read-only by the generators.
@@ -161,7 +160,7 @@ func generateDemoImage(sc *demoScratch, seed int64, i int, noise []int8) (*demoI
 	}
 	minDim := min(W, H)
 	var shapes []demoShape
-	var anns []client.Annotation
+	var anns []Annotation
 	for range 1 + rng.IntN(4) {
 		class := rng.IntN(len(DemoClasses))
 		size := int(float64(minDim) * (0.15 + 0.25*rng.Float64()))
@@ -193,9 +192,9 @@ func generateDemoImage(sc *demoScratch, seed int64, i int, noise []int8) (*demoI
 			rgb: [3]uint8{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(rng.IntN(256))}}
 		sh.rgb[rng.IntN(3)] = uint8(200 + rng.IntN(56)) // saturated, away from the muted background
 		shapes = append(shapes, sh)
-		anns = append(anns, client.Annotation{
+		anns = append(anns, Annotation{
 			ID: uuid.NewString(), Name: DemoClasses[class].Name, Type: "bbox",
-			BoundingBox: &client.BoundingBox{X: float64(b.x), Y: float64(b.y), W: float64(b.w), H: float64(b.h)},
+			BoundingBox: &BoundingBox{X: float64(b.x), Y: float64(b.y), W: float64(b.w), H: float64(b.h)},
 		})
 	}
 	g := &demoImage{width: W, height: H, anns: anns, dir: "/train"}

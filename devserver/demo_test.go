@@ -12,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 func TestSeedDemoIsLearnable(t *testing.T) {
@@ -39,7 +37,7 @@ func TestSeedDemoIsLearnable(t *testing.T) {
 	}
 
 	a := newAPI(t, s, testMemberKey)
-	var imgs []client.Image
+	var imgs []Image
 	for off := 0; ; {
 		var env imagesEnvelope
 		a.do(http.MethodGet, fmt.Sprintf("/images/?dataset=%s&limit=1000&offset=%d", DemoDatasetName, off), nil).decode(t, &env)
@@ -80,7 +78,7 @@ func TestSeedDemoIsLearnable(t *testing.T) {
 		if b := pic.Bounds(); b.Dx() != im.Width || b.Dy() != im.Height || int64(len(r.body)) != im.FileSize {
 			t.Errorf("%s: decoded %v and %d bytes, listed %dx%d and %d bytes", im.Filename, b, len(r.body), im.Width, im.Height, im.FileSize)
 		}
-		var doc client.AnnotationDocument
+		var doc annotationDocument
 		a.do(http.MethodGet, "/annotations/"+im.ID+"/file", nil).decode(t, &doc)
 		if len(doc.Annotations) == 0 || len(doc.Annotations) != im.AnnotationCount {
 			t.Errorf("%s: got %d annotations, listed %d", im.Filename, len(doc.Annotations), im.AnnotationCount)
@@ -114,7 +112,7 @@ func TestSeedDemoIsLearnable(t *testing.T) {
 
 // checkShapeAt checks that a flat-colored shape lies where the box says: a
 // few pixels well inside it (lossless PNG) have one color.
-func checkShapeAt(t *testing.T, name string, pic image.Image, ann client.Annotation) {
+func checkShapeAt(t *testing.T, name string, pic image.Image, ann Annotation) {
 	t.Helper()
 	bb := ann.BoundingBox
 	cx, cy := int(bb.X+bb.W/2), int(bb.Y+bb.H/2)
@@ -182,7 +180,7 @@ func TestImportDir(t *testing.T) {
 	a := newAPI(t, s, testMemberKey)
 	var env imagesEnvelope
 	a.do(http.MethodGet, "/images/?dataset=imported&limit=100", nil).decode(t, &env)
-	got := map[string]client.Image{}
+	got := map[string]Image{}
 	for _, im := range env.Data {
 		got[im.DirectoryPath+"|"+im.Filename] = im
 	}
@@ -221,7 +219,7 @@ func TestGoAPIErrors(t *testing.T) {
 	s := startServer(t, Options{MaxDatasetsPerOrg: 1})
 	ctx := context.Background()
 	org := s.DefaultOrg()
-	if _, err := s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "one"}); err != nil {
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "one", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -229,9 +227,9 @@ func TestGoAPIErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"duplicate", second(s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "one"})), ErrConflict},
-		{"over the cap", second(s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "two"})), ErrPlanLimit},
-		{"bad name", second(s.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "a/b"})), ErrInvalid},
+		{"duplicate", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "one", Classes: testClasses})), ErrConflict},
+		{"over the cap", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "two", Classes: testClasses})), ErrPlanLimit},
+		{"bad name", second(s.CreateDataset(ctx, org, CreateDatasetRequest{Name: "a/b", Classes: testClasses})), ErrInvalid},
 		{"unknown dataset", second(s.AddImage(ctx, org, "nope", "/", "x", "image/png", nil, nil)), ErrNotFound},
 		{"unknown role", second(s.CreateKey(ctx, org, "boss")), ErrInvalid},
 		{"unknown org", second(s.CreateKey(ctx, "nope", "admin")), ErrNotFound},

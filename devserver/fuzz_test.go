@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // fuzzServer is a Server whose handlers the fuzz targets call directly,
@@ -76,7 +74,7 @@ func FuzzCreateDataset(f *testing.F) {
 		checkEnvelope(t, rec, "POST /datasets/")
 		switch rec.Code {
 		case http.StatusCreated:
-			var out struct{ Data client.Dataset }
+			var out struct{ Data Dataset }
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +118,7 @@ func FuzzImagesQuery(f *testing.F) {
 				if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 					t.Fatal(err)
 				}
-				var list []client.Image
+				var list []Image
 				if json.Unmarshal(out.Data, &list) == nil && len(list) > s.opts.ImageListCap {
 					t.Fatalf("GET %s: %d images, over the cap %d", target, len(list), s.opts.ImageListCap)
 				}

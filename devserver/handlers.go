@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pictofs/pictofs/client"
 )
 
 func (s *Server) routes(mux *http.ServeMux) {
@@ -34,28 +33,42 @@ func (s *Server) routes(mux *http.ServeMux) {
 	}
 	mux.Handle("POST "+p+"/images/upload-url", s.adapt(s.idempotent(s.uploadURL)))
 	mux.Handle("POST "+p+"/images/register", s.adapt(s.idempotent(s.registerImage)))
+	mux.Handle("POST "+p+"/images/bulk-upload-url", s.adapt(s.idempotent(s.bulkUploadURLs)))
+	mux.Handle("POST "+p+"/images/bulk-register", s.adapt(s.idempotent(s.bulkRegister)))
+	mux.Handle("POST "+p+"/annotations/bulk", s.adapt(s.idempotent(s.bulkSaveAnnotations)))
 	mux.Handle("GET "+p+"/organizations/me", s.adapt(s.organizationMe))
+	s.exportRoutes(mux, p)
 }
 
 // rawRoute dispatches the routes whose trailing path holds names of images
 // (which may be "..", hold escaped slashes, or anything else), before the
 // mux would clean or redirect them:
 //
-//	GET /images/{dataset}/{image_path}        raw bytes
-//	GET /annotations/{image_id}/file          annotation document
-//	PUT /annotations/{image_id}/file          save annotations
-//	GET /annotations/{dataset}/{image_path}   annotations by path
+//	GET    /images/{dataset}/{image_path}        raw bytes
+//	DELETE /images/{dataset}/{image_path}        archive (or ?permanent=true: delete)
+//	GET    /annotations/{image_id}/file          annotation document
+//	GET    /annotations/{dataset}/{image_path}   annotations by path
+//	POST   /annotations/{dataset}/{image_path}   save annotations
+//	DELETE /annotations/{dataset}/{image_path}   delete annotations
 func (s *Server) rawRoute(r *http.Request) handlerFunc {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix)
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
-	if tail, ok := strings.CutPrefix(rest, "images/"); ok && get {
+	if tail, ok := strings.CutPrefix(rest, "images/"); ok {
 		seg, imgPath, ok := strings.Cut(tail, "/")
 		if !ok || seg == "" || imgPath == "" {
 			return nil
 		}
-		return func(w http.ResponseWriter, r *http.Request, p *principal) error {
-			return s.imageBytes(w, r, p, seg, imgPath)
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.imageBytes(w, r, p, seg, imgPath)
+			}
+		case http.MethodDelete:
+			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.deleteImageAt(w, r, p, seg, imgPath)
+			}
 		}
+		return nil
 	}
 	if tail, ok := strings.CutPrefix(rest, "annotations/"); ok {
 		seg, imgPath, ok := strings.Cut(tail, "/")
@@ -63,10 +76,6 @@ func (s *Server) rawRoute(r *http.Request) handlerFunc {
 			return nil
 		}
 		switch {
-		case imgPath == "file" && r.Method == http.MethodPut:
-			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
-				return s.saveAnnotations(w, r, p, seg)
-			}
 		case imgPath == "file" && get:
 			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
 				return s.annotationFile(w, r, p, seg)
@@ -74,6 +83,14 @@ func (s *Server) rawRoute(r *http.Request) handlerFunc {
 		case get:
 			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
 				return s.annotationsByPath(w, r, p, seg, imgPath)
+			}
+		case r.Method == http.MethodPost:
+			return s.idempotent(func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.saveAnnotationsAt(w, r, p, seg, imgPath)
+			})
+		case r.Method == http.MethodDelete:
+			return func(w http.ResponseWriter, r *http.Request, p *principal) error {
+				return s.deleteAnnotationsAt(w, r, p, seg, imgPath)
 			}
 		}
 	}
@@ -170,8 +187,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // page is a clamped limit/offset pair and its pagination object.
-func pagination(limit, offset, got, total int) client.Pagination {
-	return client.Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+got < total}
+func pagination(limit, offset, got, total int) Pagination {
+	return Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+got < total}
 }
 
 // ---- datasets ----
@@ -181,8 +198,8 @@ type dataEnvelope struct {
 }
 
 type listEnvelope struct {
-	Data       any               `json:"data"`
-	Pagination client.Pagination `json:"pagination"`
+	Data       any        `json:"data"`
+	Pagination Pagination `json:"pagination"`
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -204,7 +221,7 @@ func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request, p *princip
 	if err != nil {
 		return err
 	}
-	out := make([]client.Dataset, 0, len(rows))
+	out := make([]Dataset, 0, len(rows))
 	for _, d := range rows {
 		out = append(out, s.datasetJSON(d))
 	}
@@ -216,7 +233,7 @@ func (s *Server) createDatasetHandler(w http.ResponseWriter, r *http.Request, p 
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.CreateDatasetRequest
+	var req CreateDatasetRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -228,7 +245,7 @@ func (s *Server) createDatasetHandler(w http.ResponseWriter, r *http.Request, p 
 	return nil
 }
 
-func (s *Server) createDataset(ctx context.Context, orgID string, req client.CreateDatasetRequest) (*datasetRow, error) {
+func (s *Server) createDataset(ctx context.Context, orgID string, req CreateDatasetRequest) (*datasetRow, error) {
 	if err := validName("name", req.Name); err != nil {
 		return nil, err
 	}
@@ -243,7 +260,7 @@ func (s *Server) createDataset(ctx context.Context, orgID string, req client.Cre
 	}
 	classes := req.Classes
 	if classes == nil {
-		classes = []client.Class{}
+		classes = []Class{}
 	}
 	tj, err := json.Marshal(types)
 	if err != nil {
@@ -291,15 +308,11 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request, p *principal
 		return err
 	}
 	base := requestBase(r)
-	imgs := make([]client.Image, 0, len(rows))
+	imgs := make([]Image, 0, len(rows))
 	for _, im := range rows {
 		imgs = append(imgs, s.imageJSON(base, im))
 	}
-	type withImages struct {
-		client.Dataset
-		Images []client.Image `json:"images"`
-	}
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: withImages{Dataset: s.datasetJSON(d), Images: imgs}})
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: datasetWithImages{Dataset: s.datasetJSON(d), Images: imgs}})
 	return nil
 }
 
@@ -307,7 +320,7 @@ func (s *Server) updateDataset(w http.ResponseWriter, r *http.Request, p *princi
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.UpdateDatasetRequest
+	var req updateDatasetRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -332,7 +345,7 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request, p *princi
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.DeleteResult{ID: d.id, Name: d.name, Deleted: true, ImagesDeleted: n}})
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: deleteResult{ID: d.id, Name: d.name, Deleted: true, ImagesDeleted: n}})
 	return nil
 }
 
@@ -370,9 +383,9 @@ func (s *Server) downloadListing(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	storage := s.storageBase(r)
 	exp := s.expiry(time.Now())
-	items := make([]client.DownloadItem, 0, len(rows))
+	items := make([]downloadItem, 0, len(rows))
 	for _, im := range rows {
-		it := client.DownloadItem{
+		it := downloadItem{
 			ID: im.id, Filename: im.filename, FileSize: im.fileSize, AnnotationCount: im.annotationCount,
 			ImageURL: s.signedURL(storage, http.MethodGet, objectPath(im.id), exp),
 		}
@@ -382,7 +395,7 @@ func (s *Server) downloadListing(w http.ResponseWriter, r *http.Request, p *prin
 		items = append(items, it)
 	}
 	s.stats.downloadListings.Add(1)
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.DownloadListing{ID: d.id, Items: items, TotalItems: total}})
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: downloadListing{ID: d.id, Items: items, TotalItems: total}})
 	return nil
 }
 
@@ -440,7 +453,7 @@ func (s *Server) listImagesHandler(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	base := requestBase(r)
-	out := make([]client.Image, 0, len(rows))
+	out := make([]Image, 0, len(rows))
 	for _, im := range rows {
 		out = append(out, s.imageJSON(base, im))
 	}
@@ -448,24 +461,34 @@ func (s *Server) listImagesHandler(w http.ResponseWriter, r *http.Request, p *pr
 	return nil
 }
 
-// imageByRef resolves a dataset segment and an escaped image path.
+// imageByRef resolves a dataset segment and an escaped image path to an
+// image that is not archived.
 func (s *Server) imageByRef(ctx context.Context, orgID, rawDataset, escapedPath string) (*imageRow, error) {
+	_, im, err := s.imageAt(ctx, orgID, rawDataset, escapedPath, false)
+	return im, err
+}
+
+// imageAt resolves a dataset segment and an escaped image path to the
+// dataset and an image that is not archived (with archived, an archived
+// one when no other is there).
+func (s *Server) imageAt(ctx context.Context, orgID, rawDataset, escapedPath string, archived bool) (*datasetRow, *imageRow, error) {
 	ref, err := url.PathUnescape(rawDataset)
 	if err != nil {
-		return nil, badRequest("bad dataset segment %q", rawDataset)
+		return nil, nil, badRequest("bad dataset segment %q", rawDataset)
 	}
 	dir, filename, err := splitImagePath(escapedPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d, err := s.st.dataset(ctx, s.st.r, orgID, ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if dir != "/" {
 		dir = strings.TrimSuffix(dir, "/")
 	}
-	return s.st.imageByPath(ctx, d, dir, filename)
+	im, err := s.st.imageByPath(ctx, d, dir, filename, archived)
+	return d, im, err
 }
 
 func (s *Server) imageBytes(w http.ResponseWriter, r *http.Request, p *principal, rawDataset, escapedPath string) error {
@@ -488,7 +511,7 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, p *principal)
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.UploadURLRequest
+	var req uploadURLRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -498,7 +521,7 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	var n int
 	if err := s.st.r.QueryRowContext(r.Context(), `SELECT count(*) FROM images WHERE dataset_seq = ?
-		AND directory_path = ? AND filename = ?`, target.dsSeq, target.dir, target.filename).Scan(&n); err != nil {
+		AND directory_path = ? AND filename = ? AND is_archived = 0`, target.dsSeq, target.dir, target.filename).Scan(&n); err != nil {
 		return fmt.Errorf("check duplicate image: %w", err)
 	}
 	if n > 0 {
@@ -508,11 +531,11 @@ func (s *Server) uploadURL(w http.ResponseWriter, r *http.Request, p *principal)
 	now := time.Now()
 	target.id = uuid.NewString()
 	target.expiresAt = micros(now.Add(ttl))
-	if err := s.st.insertUpload(r.Context(), target, now); err != nil {
+	if err := s.st.insertUploads(r.Context(), []*uploadRow{target}, now); err != nil {
 		return err
 	}
 	u := s.signedURL(s.storageBase(r), http.MethodPut, uploadPath(target.id), now.Add(ttl).Unix())
-	writeJSON(w, http.StatusOK, dataEnvelope{Data: client.UploadURL{
+	writeJSON(w, http.StatusOK, dataEnvelope{Data: uploadURL{
 		Filename: target.filename, DirectoryPath: target.dir, UploadURL: u,
 		ExpiresInMinutes: max(1, int(ttl/time.Minute)),
 	}})
@@ -549,16 +572,28 @@ func (s *Server) registerImage(w http.ResponseWriter, r *http.Request, p *princi
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	var req client.RegisterImageRequest
+	var req registerImageRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if req.FileSize < 0 || req.Width < 0 || req.Height < 0 {
-		return unprocessable("file_size, width and height must not be negative")
-	}
-	target, err := s.uploadTarget(r.Context(), p.orgID, req.Dataset, req.DirectoryPath, req.Filename, req.ContentType)
+	img, err := s.register(r.Context(), requestBase(r), p.orgID, req)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusCreated, dataEnvelope{Data: img})
+	return nil
+}
+
+// register turns the uploaded bytes of one image into an Image: a
+// duplicate filename in its directory is a 400 "already exists", missing
+// bytes a 400 too.
+func (s *Server) register(ctx context.Context, base, orgID string, req registerImageRequest) (Image, error) {
+	if req.FileSize < 0 || req.Width < 0 || req.Height < 0 {
+		return Image{}, unprocessable("file_size, width and height must not be negative")
+	}
+	target, err := s.uploadTarget(ctx, orgID, req.Dataset, req.DirectoryPath, req.Filename, req.ContentType)
+	if err != nil {
+		return Image{}, err
 	}
 	now := time.Now()
 	im := &newImage{imageRow: imageRow{
@@ -568,24 +603,26 @@ func (s *Server) registerImage(w http.ResponseWriter, r *http.Request, p *princi
 	if sp := splitOf(target.dir); sp != nil {
 		im.split = sql.NullString{String: *sp, Valid: true}
 	}
-	if err := s.st.registerUpload(r.Context(), target.dsSeq, im, req.FileSize, now); err != nil {
-		return err
+	if err := s.st.registerUpload(ctx, target.dsSeq, im, req.FileSize, now); err != nil {
+		return Image{}, err
 	}
 	if im.width == 0 || im.height == 0 {
 		if wd, ht, ok := s.blobDimensions(im.blob); ok {
 			im.width, im.height = wd, ht
-			s.st.tx(r.Context(), func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(r.Context(), `UPDATE images SET width = ?, height = ? WHERE seq = ?`, wd, ht, im.seq)
+			err := s.st.tx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `UPDATE images SET width = ?, height = ? WHERE seq = ?`, wd, ht, im.seq)
 				return err
 			})
+			if err != nil {
+				return Image{}, fmt.Errorf("store image size: %w", err)
+			}
 		}
 	}
-	full, err := s.st.imageByIDAnyOrg(r.Context(), im.id)
+	full, err := s.st.imageByIDAnyOrg(ctx, im.id)
 	if err != nil {
-		return err
+		return Image{}, err
 	}
-	writeJSON(w, http.StatusCreated, dataEnvelope{Data: s.imageJSON(requestBase(r), full)})
-	return nil
+	return s.imageJSON(base, full), nil
 }
 
 // ---- annotations ----
@@ -607,11 +644,12 @@ func (s *Server) annotationFile(w http.ResponseWriter, r *http.Request, p *princ
 	if err != nil {
 		return err
 	}
+	body, err := annotationFileBody(im.filename, doc)
+	if err != nil {
+		return err
+	}
 	s.stats.annotationFiles.Add(1)
-	writeJSON(w, http.StatusOK, struct {
-		Image       string          `json:"image"`
-		Annotations json.RawMessage `json:"annotations"`
-	}{im.filename, json.RawMessage(doc)})
+	writeBody(w, http.StatusOK, body)
 	return nil
 }
 
@@ -623,93 +661,16 @@ func (s *Server) annotationsByPath(w http.ResponseWriter, r *http.Request, p *pr
 	return s.writeAnnotationsByPath(w, r, im)
 }
 
-type annotationsByPathBody struct {
-	Success         bool            `json:"success"`
-	ImageID         string          `json:"image_id"`
-	Filename        string          `json:"filename"`
-	Annotations     json.RawMessage `json:"annotations"`
-	AnnotationCount int             `json:"annotation_count"`
-}
-
 func (s *Server) writeAnnotationsByPath(w http.ResponseWriter, r *http.Request, im *imageRow) error {
 	doc, err := s.st.annotationDoc(r.Context(), im.seq)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, annotationsByPathBody{
+	writeJSON(w, http.StatusOK, annotationsByPath{
 		Success: true, ImageID: im.id, Filename: im.filename,
 		Annotations: json.RawMessage(doc), AnnotationCount: im.annotationCount,
 	})
 	return nil
-}
-
-func (s *Server) saveAnnotations(w http.ResponseWriter, r *http.Request, p *principal, rawID string) error {
-	if err := p.need("member"); err != nil {
-		return err
-	}
-	var req struct {
-		Annotations *[]client.Annotation `json:"annotations"`
-	}
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	if req.Annotations == nil {
-		return unprocessable("annotations is required")
-	}
-	id, _ := url.PathUnescape(rawID)
-	im, err := s.st.imageByID(r.Context(), p.orgID, id)
-	if err != nil {
-		return err
-	}
-	doc, err := annotationsJSON(*req.Annotations)
-	if err != nil {
-		return err
-	}
-	if err := s.st.setAnnotations(r.Context(), im, doc, len(*req.Annotations), time.Now()); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, annotationsByPathBody{
-		Success: true, ImageID: im.id, Filename: im.filename,
-		Annotations: json.RawMessage(doc), AnnotationCount: im.annotationCount,
-	})
-	return nil
-}
-
-var geometryOf = map[string]func(a *client.Annotation) bool{
-	"bbox":     func(a *client.Annotation) bool { return a.BoundingBox != nil },
-	"polygon":  func(a *client.Annotation) bool { return a.Polygon != nil },
-	"polyline": func(a *client.Annotation) bool { return a.Polyline != nil },
-	"keypoint": func(a *client.Annotation) bool { return a.Keypoint != nil },
-}
-
-// annotationsJSON validates annotations, gives ids to those without, and
-// encodes them as the stored JSON array.
-func annotationsJSON(anns []client.Annotation) (string, error) {
-	for i := range anns {
-		a := &anns[i]
-		has, ok := geometryOf[a.Type]
-		switch {
-		case a.Name == "":
-			return "", unprocessable("annotations[%d].name is required", i)
-		case !ok:
-			return "", unprocessable("annotations[%d].type %q: want bbox, polygon, polyline or keypoint", i, a.Type)
-		case !has(a):
-			return "", unprocessable("annotations[%d] of type %s has no %s geometry", i, a.Type, a.Type)
-		case a.BoundingBox != nil && (a.BoundingBox.W < 0 || a.BoundingBox.H < 0):
-			return "", unprocessable("annotations[%d].bounding_box has a negative size", i)
-		}
-		if a.ID == "" {
-			a.ID = uuid.NewString()
-		}
-	}
-	if anns == nil {
-		anns = []client.Annotation{}
-	}
-	b, err := json.Marshal(anns)
-	if err != nil {
-		return "", fmt.Errorf("encode annotations: %w", err)
-	}
-	return string(b), nil
 }
 
 // ---- organizations ----
@@ -720,7 +681,7 @@ func (s *Server) organizationMe(w http.ResponseWriter, r *http.Request, p *princ
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Organization client.Organization `json:"organization"`
-	}{client.Organization{ID: o.id, Name: o.name, Plan: o.plan, Role: p.role}})
+		Organization organization `json:"organization"`
+	}{organization{ID: o.id, Name: o.name, Plan: o.plan, Role: p.role}})
 	return nil
 }

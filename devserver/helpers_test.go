@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 const (
@@ -113,6 +113,17 @@ func (a *api) do(method, path string, body any, hdr ...string) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// message is the "detail" of an error answer, or its whole body.
+func (r response) message() string {
+	var e struct {
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(r.body, &e) == nil && e.Detail != "" {
+		return e.Detail
+	}
+	return string(r.body)
+}
+
 // mustStatus fails the test unless r has status want.
 func mustStatus(t *testing.T, what string, r response, want int) {
 	t.Helper()
@@ -149,32 +160,41 @@ func checkErrorBody(t *testing.T, what string, r response, wantCode string) {
 	}
 }
 
+// annotationDocument decodes the body of GET /annotations/{image_id}/file.
+type annotationDocument struct {
+	Image       string       `json:"image"`
+	Annotations []Annotation `json:"annotations"`
+}
+
 type datasetEnvelope struct {
-	Data client.Dataset `json:"data"`
+	Data Dataset `json:"data"`
 }
 
 type datasetsEnvelope struct {
-	Data       []client.Dataset   `json:"data"`
-	Pagination *client.Pagination `json:"pagination"`
+	Data       []Dataset   `json:"data"`
+	Pagination *Pagination `json:"pagination"`
 }
 
 type imagesEnvelope struct {
-	Data       []client.Image     `json:"data"`
-	Pagination *client.Pagination `json:"pagination"`
+	Data       []Image     `json:"data"`
+	Pagination *Pagination `json:"pagination"`
 }
 
 type listingEnvelope struct {
-	Data client.DownloadListing `json:"data"`
+	Data downloadListing `json:"data"`
 }
 
+// testClasses are the classes of the datasets tests make.
+var testClasses = []Class{{Name: "circle", Type: "bbox"}, {Name: "x", Type: "keypoint"}}
+
 // addImages adds n small images named 000.png… to dataset in dir.
-func addImages(t *testing.T, s *Server, org, dataset, dir string, n int, withAnn bool) []*client.Image {
+func addImages(t *testing.T, s *Server, org, dataset, dir string, n int, withAnn bool) []*Image {
 	t.Helper()
-	var out []*client.Image
+	var out []*Image
 	for i := range n {
-		var anns []client.Annotation
+		var anns []Annotation
 		if withAnn {
-			anns = []client.Annotation{{Name: "circle", Type: "bbox", BoundingBox: &client.BoundingBox{X: 1, Y: 2, W: 3, H: 4}}}
+			anns = []Annotation{{Name: "circle", Type: "bbox", BoundingBox: &BoundingBox{X: 1, Y: 2, W: 3, H: 4}}}
 		}
 		data := []byte(strings.Repeat(string(rune('a'+i%26)), 100+i))
 		im, err := s.AddImage(context.Background(), org, dataset, dir, pad3(i)+".png", "image/png", data, anns)
@@ -201,4 +221,16 @@ func get(t *testing.T, url string, hdr ...string) response {
 	t.Helper()
 	a := &api{t: t}
 	return a.do(http.MethodGet, url, nil, hdr...)
+}
+
+// writeFile writes data to dir/rel, making the directories on the way.
+func writeFile(t *testing.T, dir, rel string, data []byte) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -14,15 +14,16 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // ImportDir creates dataset name in orgID from the image files under dir:
 // subdirectories become directory paths, files are typed by extension
 // (files that are not images, and hidden ones, are skipped). A sidecar
-// "<file>.json" holding {"annotations": […]} gives an image its annotations.
-func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*client.Dataset, error) {
+// "<file>.json" holding {"annotations": […]} (an SDK download's document,
+// keys other than annotations ignored) gives an image its annotations; the
+// dataset's classes are the names they use, in order of first use, and the
+// annotations follow the rules of the save route.
+func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*Dataset, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: import %s: %w", dir, err)
@@ -30,7 +31,12 @@ func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*clien
 	if !st.IsDir() {
 		return nil, fmt.Errorf("devserver: import %s: not a directory", dir)
 	}
-	type entry struct{ rel, ct string }
+	type entry struct {
+		rel, ct string
+		anns    []Annotation // from the sidecar, nil without one
+	}
+	var classes []Class
+	seenClass := map[string]bool{}
 	var files []entry
 	err = filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
@@ -53,15 +59,32 @@ func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*clien
 		if err != nil {
 			return err
 		}
-		files = append(files, entry{rel: filepath.ToSlash(rel), ct: mt})
+		e := entry{rel: filepath.ToSlash(rel), ct: mt}
+		if side, err := os.ReadFile(p + ".json"); err == nil {
+			var doc struct {
+				Annotations []Annotation `json:"annotations"`
+			}
+			if err := json.Unmarshal(side, &doc); err != nil {
+				return fmt.Errorf("annotations of %s: %w", e.rel, err)
+			}
+			e.anns = doc.Annotations
+			for _, a := range doc.Annotations {
+				if a.Name != "" && !seenClass[a.Name] {
+					seenClass[a.Name] = true
+					classes = append(classes, Class{Name: a.Name, Type: a.Type})
+				}
+			}
+		}
+		files = append(files, e)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("devserver: import %s: %w", dir, err)
 	}
-	d, err := s.createDataset(ctx, orgID, client.CreateDatasetRequest{
+	d, err := s.createDataset(ctx, orgID, CreateDatasetRequest{
 		Name:        name,
 		Description: fmt.Sprintf("imported from %s", filepath.Base(dir)),
+		Classes:     classes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("devserver: import %s: %w", dir, err)
@@ -91,17 +114,11 @@ func (s *Server) ImportDir(ctx context.Context, orgID, name, dir string) (*clien
 		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
 			im.width, im.height = cfg.Width, cfg.Height
 		}
-		if side, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.rel)) + ".json"); err == nil {
-			var doc struct {
-				Annotations []client.Annotation `json:"annotations"`
-			}
-			if err := json.Unmarshal(side, &doc); err != nil {
+		if f.anns != nil {
+			if im.annotations, err = checkedAnnotations(f.anns, classes); err != nil {
 				return nil, fmt.Errorf("annotations of %s: %w", f.rel, err)
 			}
-			if im.annotations, err = annotationsJSON(doc.Annotations); err != nil {
-				return nil, fmt.Errorf("annotations of %s: %w", f.rel, err)
-			}
-			im.annotationCount = len(doc.Annotations)
+			im.annotationCount = len(f.anns)
 			if im.annotationCount > 0 {
 				im.status = "complete"
 			}

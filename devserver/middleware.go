@@ -298,6 +298,7 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 const maxJSONBody = 32 << 20
 
+// writeJSON answers v as JSON, followed by a newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -305,10 +306,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			http.StatusInternalServerError)
 		return
 	}
+	writeBody(w, status, append(b, '\n'))
+}
+
+// writeBody answers a JSON body that is already encoded.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(body)
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

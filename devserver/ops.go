@@ -12,13 +12,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // CreateDataset creates a dataset in orgID, as POST /datasets/ does
 // (errors match ErrInvalid, ErrConflict, ErrPlanLimit).
-func (s *Server) CreateDataset(ctx context.Context, orgID string, req client.CreateDatasetRequest) (*client.Dataset, error) {
+func (s *Server) CreateDataset(ctx context.Context, orgID string, req CreateDatasetRequest) (*Dataset, error) {
 	d, err := s.createDataset(ctx, orgID, req)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: create dataset: %w", err)
@@ -28,7 +26,7 @@ func (s *Server) CreateDataset(ctx context.Context, orgID string, req client.Cre
 }
 
 // Dataset returns a dataset of orgID by name or id (ErrNotFound if none).
-func (s *Server) Dataset(ctx context.Context, orgID, ref string) (*client.Dataset, error) {
+func (s *Server) Dataset(ctx context.Context, orgID, ref string) (*Dataset, error) {
 	d, err := s.st.dataset(ctx, s.st.r, orgID, ref)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: dataset: %w", err)
@@ -43,9 +41,10 @@ func (s *Server) Dataset(ctx context.Context, orgID, ref string) (*client.Datase
 // one directory). An empty directoryPath is "/". The image is "complete"
 // when it has annotations, else "new". Width and height are decoded from
 // data when it is a PNG, JPEG or GIF. An empty contentType is guessed from
-// the filename's extension.
+// the filename's extension. The annotations follow the rules of the save
+// route: classes of the dataset, known types and geometry.
 func (s *Server) AddImage(ctx context.Context, orgID, dataset, directoryPath, filename, contentType string,
-	data []byte, anns []client.Annotation) (*client.Image, error) {
+	data []byte, anns []Annotation) (*Image, error) {
 	d, err := s.st.dataset(ctx, s.st.r, orgID, dataset)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: add image: %w", err)
@@ -61,7 +60,7 @@ func (s *Server) AddImage(ctx context.Context, orgID, dataset, directoryPath, fi
 	} else if !strings.HasPrefix(directoryPath, "/") {
 		directoryPath = "/" + directoryPath
 	}
-	doc, err := annotationsJSON(anns)
+	doc, err := checkedAnnotations(anns, datasetClasses(d))
 	if err != nil {
 		return nil, fmt.Errorf("devserver: add image: %w", err)
 	}
@@ -101,18 +100,23 @@ func (s *Server) SetImageStatus(ctx context.Context, orgID, imageID, status stri
 	return nil
 }
 
-// SetAnnotations replaces an image's annotations, as PUT
-// /annotations/{image_id}/file does.
-func (s *Server) SetAnnotations(ctx context.Context, orgID, imageID string, anns []client.Annotation) error {
+// SetAnnotations replaces an image's annotations with the rules of POST
+// /annotations/{dataset}/{image_path} (classes of the dataset, known
+// types and geometry); the image's status does not change.
+func (s *Server) SetAnnotations(ctx context.Context, orgID, imageID string, anns []Annotation) error {
 	im, err := s.st.imageByID(ctx, orgID, imageID)
 	if err != nil {
 		return fmt.Errorf("devserver: set annotations: %w", err)
 	}
-	doc, err := annotationsJSON(anns)
+	d, err := s.st.datasetBySeq(ctx, im.dsSeq)
 	if err != nil {
 		return fmt.Errorf("devserver: set annotations: %w", err)
 	}
-	if err := s.st.setAnnotations(ctx, im, doc, len(anns), time.Now()); err != nil {
+	doc, err := checkedAnnotations(anns, datasetClasses(d))
+	if err != nil {
+		return fmt.Errorf("devserver: set annotations: %w", err)
+	}
+	if _, err := s.st.setAnnotations(ctx, im, doc, len(anns)); err != nil {
 		return fmt.Errorf("devserver: set annotations: %w", err)
 	}
 	return nil

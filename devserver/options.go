@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -11,7 +12,8 @@ import (
 // Options configures a Server. Zero values take the documented defaults.
 type Options struct {
 	// DataDir holds the SQLite database, the blob store and the key file.
-	// Required; created with mode 0700.
+	// Required (a relative path is taken from the working directory);
+	// created with mode 0700.
 	DataDir string
 
 	// APIAddr and StorageAddr are the listen addresses of the API and of the
@@ -52,6 +54,18 @@ type Options struct {
 	// (include_images), ImageListCap 1000 (/images/), DownloadCap 10000.
 	DatasetListCap, ImagesLimitCap, ImageListCap, DownloadCap int
 
+	// ExportDelay is how long an export build takes: pending for its first
+	// third, then processing, then completed or failed (a build that takes
+	// longer ends when it ends). Default 3s; a negative value means none.
+	ExportDelay time.Duration
+
+	// ExportFailRate is the share of export builds that fail, with an
+	// error_message (0..1).
+	ExportFailRate float64
+
+	// ExportListCap is the page cap of GET /exports/. Default 100.
+	ExportListCap int
+
 	// MaxDatasetsPerOrg is the plan's dataset cap; creating one more answers
 	// 402 insufficient_credits. 0 means unlimited.
 	MaxDatasetsPerOrg int
@@ -68,6 +82,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.DataDir == "" {
 		return o, errors.New("devserver: Options.DataDir is required")
 	}
+	abs, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return o, fmt.Errorf("devserver: data directory %s: %w", o.DataDir, err)
+	}
+	o.DataDir = abs
 	if o.APIAddr == "" {
 		o.APIAddr = "127.0.0.1:0"
 	}
@@ -98,13 +117,19 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
+	if o.ExportDelay == 0 {
+		o.ExportDelay = 3 * time.Second
+	}
+	if o.ExportListCap == 0 {
+		o.ExportListCap = 100
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := Faults{
 		APILatency: o.APILatency, StorageLatency: o.StorageLatency,
 		StorageBandwidth: o.StorageBandwidth, FailRate: o.FailRate,
-		TruncateRate: o.TruncateRate, URLTTL: o.URLTTL,
+		TruncateRate: o.TruncateRate, URLTTL: o.URLTTL, ExportFailRate: o.ExportFailRate,
 	}
 	if err := f.validate(); err != nil {
 		return o, err
@@ -116,7 +141,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("devserver: RequestsPerHour must not be negative")
 	case o.RateWindow < 0:
 		return o, errors.New("devserver: RateWindow must not be negative")
-	case o.DatasetListCap < 0 || o.ImagesLimitCap < 0 || o.ImageListCap < 0 || o.DownloadCap < 0:
+	case o.DatasetListCap < 0 || o.ImagesLimitCap < 0 || o.ImageListCap < 0 || o.DownloadCap < 0 || o.ExportListCap < 0:
 		return o, errors.New("devserver: page caps must not be negative")
 	case o.MaxDatasetsPerOrg < 0:
 		return o, errors.New("devserver: MaxDatasetsPerOrg must not be negative")
@@ -138,6 +163,12 @@ type Faults struct {
 	// StorageStall holds every storage response this long before its
 	// headers (on top of StorageLatency), or until the client goes away.
 	StorageStall time.Duration
+	// ExportDelay is the build time of exports created from now on. 0
+	// means Options.ExportDelay; a negative value means none.
+	ExportDelay time.Duration
+	// ExportFailRate is the share of export builds that fail (0..1),
+	// decided when an export is created.
+	ExportFailRate float64
 }
 
 // Validate reports the first invalid field, for flag checking.
@@ -153,6 +184,8 @@ func (f Faults) validate() error {
 		return fmt.Errorf("devserver: FailRate %v is not within [0, 1]", f.FailRate)
 	case f.TruncateRate < 0 || f.TruncateRate > 1:
 		return fmt.Errorf("devserver: TruncateRate %v is not within [0, 1]", f.TruncateRate)
+	case f.ExportFailRate < 0 || f.ExportFailRate > 1:
+		return fmt.Errorf("devserver: ExportFailRate %v is not within [0, 1]", f.ExportFailRate)
 	}
 	return nil
 }
@@ -169,12 +202,16 @@ type Stats struct {
 	Truncated         int64 // storage bodies cut short by TruncateRate
 	Status429         int64 // API requests refused by the hourly budget
 	StorageSawAPIKey  int64 // storage requests that carried X-API-Key (must stay 0)
+	ExportRequests    int64 // API requests to the /exports routes (creates, polls, links, lists, deletes)
+	ExportBuilds      int64 // export builds completed
+	ExportDownloads   int64 // export ZIPs served by the storage listener (Range requests included)
 }
 
 // counters are the live, atomic counterparts of Stats.
 type counters struct {
 	apiRequests, storageGets, storageBytes, downloadListings, annotationFiles,
-	imageByteRequests, injected503, truncated, status429, storageSawAPIKey atomic.Int64
+	imageByteRequests, injected503, truncated, status429, storageSawAPIKey,
+	exportRequests, exportBuilds, exportDownloads atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -184,13 +221,15 @@ func (c *counters) snapshot() Stats {
 		AnnotationFiles: c.annotationFiles.Load(), ImageByteRequests: c.imageByteRequests.Load(),
 		Injected503: c.injected503.Load(), Truncated: c.truncated.Load(),
 		Status429: c.status429.Load(), StorageSawAPIKey: c.storageSawAPIKey.Load(),
+		ExportRequests: c.exportRequests.Load(), ExportBuilds: c.exportBuilds.Load(),
+		ExportDownloads: c.exportDownloads.Load(),
 	}
 }
 
 func (c *counters) reset() {
 	for _, v := range []*atomic.Int64{&c.apiRequests, &c.storageGets, &c.storageBytes,
 		&c.downloadListings, &c.annotationFiles, &c.imageByteRequests, &c.injected503,
-		&c.truncated, &c.status429, &c.storageSawAPIKey} {
+		&c.truncated, &c.status429, &c.storageSawAPIKey, &c.exportRequests, &c.exportBuilds, &c.exportDownloads} {
 		v.Store(0)
 	}
 }

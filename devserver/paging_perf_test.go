@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pictofs/pictofs/client"
 )
 
 // TestLargeDatasetPaging fills a dataset with PICTOFS_LARGE_IMAGES rows
@@ -24,7 +23,7 @@ func TestLargeDatasetPaging(t *testing.T) {
 	}
 	s := startServer(t, Options{})
 	ctx := context.Background()
-	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: "large"})
+	ds, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: "large", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func TestLargeDatasetPaging(t *testing.T) {
 	for {
 		var env struct {
 			Data struct {
-				Images []client.Image `json:"images"`
+				Images []Image `json:"images"`
 			} `json:"data"`
 		}
 		a.do(http.MethodGet, fmt.Sprintf("/datasets/large?include_images=true&images_limit=10000&images_offset=%d", seen), nil).decode(t, &env)

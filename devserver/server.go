@@ -60,6 +60,13 @@ type Server struct {
 
 	idemMu       sync.Mutex // guards idemInflight
 	idemInflight map[string]*idemSlot
+
+	buildCtx    context.Context // export builds run under it; Close cancels it
+	stopBuilds  context.CancelFunc
+	builds      sync.WaitGroup // export builds in flight
+	buildSem    chan struct{}  // bounds the builds that run at once
+	buildMu     sync.Mutex     // guards buildCancel
+	buildCancel map[string]context.CancelFunc
 }
 
 // New opens (or creates) the data directory and its database. On first
@@ -71,7 +78,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("devserver: create data dir: %w", err)
+		return nil, fmt.Errorf("devserver: create the data directory: %w", err)
 	}
 	blobs, err := newBlobStore(filepath.Join(opts.DataDir, "blobs"))
 	if err != nil {
@@ -88,11 +95,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{
 		opts: opts, log: opts.Logger, st: st, blobs: blobs,
 		budgets: map[[32]byte]*budget{}, idemInflight: map[string]*idemSlot{},
+		buildSem: make(chan struct{}, maxConcurrentBuilds), buildCancel: map[string]context.CancelFunc{},
 	}
+	s.buildCtx, s.stopBuilds = context.WithCancel(context.Background())
 	s.faults.Store(&Faults{
 		APILatency: opts.APILatency, StorageLatency: opts.StorageLatency,
 		StorageBandwidth: opts.StorageBandwidth, FailRate: opts.FailRate,
-		TruncateRate: opts.TruncateRate, URLTTL: opts.URLTTL,
+		TruncateRate: opts.TruncateRate, URLTTL: opts.URLTTL, ExportDelay: opts.ExportDelay,
+		ExportFailRate: opts.ExportFailRate,
 	})
 	if err := s.init(ctx); err != nil {
 		st.close()
@@ -269,6 +279,9 @@ func (s *Server) Start() error {
 	}
 	s.started = true
 	s.log.Info("devserver: listening", "api", s.apiURL, "storage", s.storageURL)
+	if err := s.resumeBuilds(s.buildCtx); err != nil {
+		s.log.Error("devserver: resume export builds", "err", err)
+	}
 	return nil
 }
 
@@ -287,8 +300,9 @@ func (s *Server) StorageURL() string {
 	return s.storageURL
 }
 
-// Close stops both listeners (waiting up to 5 s for requests in flight) and
-// closes the database. It is safe to call more than once.
+// Close stops both listeners (waiting up to 5 s for requests in flight),
+// stops the export builds (an unfinished one is built again on the next
+// Start) and closes the database. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -309,6 +323,8 @@ func (s *Server) Close() error {
 			errs = append(errs, srv.Close())
 		}
 	}
+	s.stopBuilds()
+	s.builds.Wait()
 	errs = append(errs, s.st.close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("devserver: close: %w", err)
@@ -368,8 +384,12 @@ func (s *Server) SetFaults(f Faults) {
 	f.StorageBandwidth = max(f.StorageBandwidth, 0)
 	f.FailRate = min(max(f.FailRate, 0), 1)
 	f.TruncateRate = min(max(f.TruncateRate, 0), 1)
+	f.ExportFailRate = min(max(f.ExportFailRate, 0), 1)
 	if f.URLTTL == 0 {
 		f.URLTTL = s.opts.URLTTL
+	}
+	if f.ExportDelay == 0 {
+		f.ExportDelay = s.opts.ExportDelay
 	}
 	s.faults.Store(&f)
 }

@@ -23,6 +23,7 @@ import (
 //
 //	{storage}/o/{image_id}?expires={unix seconds}&signature={base64url HMAC-SHA256}
 //	{storage}/u/{upload_id}?expires=…&signature=…   (PUT, from upload-url)
+//	{storage}/x/{export_id}?expires=…&signature=…   (an export's ZIP)
 //
 // where the HMAC key is a per-data-dir secret and the MAC covers
 // "{METHOD}\n{escaped path}\n{expires}". Expired or tampered URLs answer 403.
@@ -85,7 +86,9 @@ func (s *Server) storageHandler() http.Handler {
 			err = s.serveObject(w, r, strings.TrimPrefix(p, "/o/"))
 		case strings.HasPrefix(p, "/u/") && r.Method == http.MethodPut:
 			err = s.receiveUpload(w, r, strings.TrimPrefix(p, "/u/"))
-		case strings.HasPrefix(p, "/o/") || strings.HasPrefix(p, "/u/"):
+		case strings.HasPrefix(p, "/x/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			err = s.serveExport(w, r, strings.TrimPrefix(p, "/x/"))
+		case strings.HasPrefix(p, "/o/") || strings.HasPrefix(p, "/u/") || strings.HasPrefix(p, "/x/"):
 			err = apiErr(http.StatusMethodNotAllowed, "method_not_allowed", "method %s not allowed", r.Method)
 		default:
 			err = notFound("no such object")

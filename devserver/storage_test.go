@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pictofs/pictofs/client"
 )
 
 // demoBytes returns the encoded demo image i.
@@ -29,10 +27,10 @@ func demoBytes(t *testing.T, i int) []byte {
 
 // listing makes a dataset with n images and returns its download listing
 // and the images' bytes by id.
-func listing(t *testing.T, s *Server, name string, n int) ([]client.DownloadItem, map[string][]byte) {
+func listing(t *testing.T, s *Server, name string, n int) ([]downloadItem, map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), client.CreateDatasetRequest{Name: name}); err != nil {
+	if _, err := s.CreateDataset(ctx, s.DefaultOrg(), CreateDatasetRequest{Name: name, Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	byID := map[string][]byte{}
@@ -109,7 +107,7 @@ func TestSignedURLs(t *testing.T) {
 	}
 }
 
-func listingAgain(t *testing.T, s *Server, name string) ([]client.DownloadItem, int) {
+func listingAgain(t *testing.T, s *Server, name string) ([]downloadItem, int) {
 	t.Helper()
 	var lst listingEnvelope
 	newAPI(t, s, testMemberKey).do(http.MethodGet, "/datasets/"+name+"/download", nil).decode(t, &lst)
@@ -258,11 +256,11 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 	other, _ := s1.CreateOrganization(ctx, "second")
 	viewer, _ := s1.CreateKey(ctx, other, "viewer")
-	if _, err := s1.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "kept", Classes: []client.Class{{Name: "c"}}}); err != nil {
+	if _, err := s1.CreateDataset(ctx, org, CreateDatasetRequest{Name: "kept", Classes: []Class{{Name: "c"}}}); err != nil {
 		t.Fatal(err)
 	}
 	data := demoBytes(t, 1)
-	anns := []client.Annotation{{Name: "c", Type: "bbox", BoundingBox: &client.BoundingBox{X: 1, Y: 1, W: 2, H: 2}}}
+	anns := []Annotation{{Name: "c", Type: "bbox", BoundingBox: &BoundingBox{X: 1, Y: 1, W: 2, H: 2}}}
 	im, err := s1.AddImage(ctx, org, "kept", "/train", "a.png", "image/png", data, anns)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +291,7 @@ func TestRestartKeepsState(t *testing.T) {
 	for _, key := range []string{admin, member} {
 		mustStatus(t, "old key after restart", newAPI(t, s2, key).do(http.MethodGet, "/organizations/me", nil), http.StatusOK)
 	}
-	var me struct{ Organization client.Organization }
+	var me struct{ Organization organization }
 	newAPI(t, s2, viewer).do(http.MethodGet, "/organizations/me", nil).decode(t, &me)
 	if me.Organization.ID != other || me.Organization.Role != "viewer" {
 		t.Errorf("second organization's key after restart: got %+v", me.Organization)
@@ -308,7 +306,7 @@ func TestRestartKeepsState(t *testing.T) {
 	if !bytes.Equal(r.body, data) {
 		t.Errorf("bytes after restart: got %d bytes, want %d", len(r.body), len(data))
 	}
-	var doc client.AnnotationDocument
+	var doc annotationDocument
 	a2.do(http.MethodGet, "/annotations/"+im.ID+"/file", nil).decode(t, &doc)
 	if len(doc.Annotations) != 1 || doc.Annotations[0].Name != "c" {
 		t.Errorf("annotations after restart: got %+v", doc)
@@ -353,7 +351,7 @@ func TestDeletedBlobsAreCollectedOnRestart(t *testing.T) {
 	}
 	org := s1.DefaultOrg()
 	for _, name := range []string{"gone", "stays"} {
-		if _, err := s1.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: name}); err != nil {
+		if _, err := s1.CreateDataset(ctx, org, CreateDatasetRequest{Name: name, Classes: testClasses}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -398,5 +396,17 @@ func TestDeletedBlobsAreCollectedOnRestart(t *testing.T) {
 	r := newAPI(t, s2, s2.MemberKey()).do(http.MethodGet, "/images/stays/"+url.PathEscape(string(shared)), nil)
 	if r.status != http.StatusOK || !bytes.Equal(r.body, shared) {
 		t.Errorf("shared blob after restart: got %d %q", r.status, r.body)
+	}
+}
+
+func TestRelativeDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := startServer(t, Options{DataDir: "sv"})
+	wd, _ := os.Getwd()
+	if want := filepath.Join(wd, "sv", KeyFileName); s.KeyFile() != want {
+		t.Errorf("got key file %s, want %s", s.KeyFile(), want)
+	}
+	if _, err := os.Stat(filepath.Join("sv", "pictograph.db")); err != nil {
+		t.Errorf("the database is not in ./sv: %v", err)
 	}
 }

@@ -177,7 +177,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+exportsSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("create schema: %w", err)
 	}
@@ -339,6 +339,18 @@ func (st *store) dataset(ctx context.Context, q querier, orgID, ref string) (*da
 	return d, nil
 }
 
+// datasetBySeq reads a dataset by its row number.
+func (st *store) datasetBySeq(ctx context.Context, seq int64) (*datasetRow, error) {
+	d, err := scanDataset(st.r.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets WHERE seq = ?`, seq))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("dataset not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read dataset: %w", err)
+	}
+	return d, nil
+}
+
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -459,6 +471,8 @@ func (st *store) deleteDataset(ctx context.Context, orgID, ref string) (*dataset
 			`INSERT OR IGNORE INTO gc_candidates (blob) SELECT DISTINCT blob FROM uploads WHERE dataset_seq = ? AND blob IS NOT NULL`,
 			`DELETE FROM annotations WHERE image_seq IN (SELECT seq FROM images WHERE dataset_seq = ?)`,
 			`DELETE FROM uploads WHERE dataset_seq = ?`,
+			`INSERT OR IGNORE INTO gc_candidates (blob) SELECT DISTINCT blob FROM exports WHERE dataset_seq = ? AND blob IS NOT NULL`,
+			`DELETE FROM exports WHERE dataset_seq = ?`,
 		}
 		for _, s := range stmts {
 			if _, err := tx.ExecContext(ctx, s, d.seq); err != nil {
@@ -483,7 +497,7 @@ func (st *store) deleteDataset(ctx context.Context, orgID, ref string) (*dataset
 	return out, deleted, err
 }
 
-// collectGarbage returns the candidate blobs that no image or upload refers
+// collectGarbage returns the candidate blobs that no image, upload or export refers
 // to any more, and forgets all candidates. Call it when nothing else runs.
 func (st *store) collectGarbage(ctx context.Context) ([][]byte, error) {
 	var orphans [][]byte
@@ -498,7 +512,8 @@ func (st *store) collectGarbage(ctx context.Context) ([][]byte, error) {
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT blob FROM gc_candidates c
 			WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.blob = c.blob)
-			AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.blob = c.blob)`)
+			AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.blob = c.blob)
+			AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.blob = c.blob)`)
 		if err != nil {
 			return fmt.Errorf("find orphan blobs: %w", err)
 		}
@@ -593,8 +608,8 @@ func (f imageFilter) key() string {
 	return k
 }
 
-// listImages returns a page of a dataset's images in (directory_path,
-// filename, seq) order. A page that starts where an earlier one ended seeks
+// listImages returns a page of a dataset's images that are not archived, in
+// (directory_path, filename, seq) order. A page that starts where an earlier one ended seeks
 // by keyset; others count past offset rows in the index.
 func (st *store) listImages(ctx context.Context, d *datasetRow, f imageFilter, limit, offset int) ([]*imageRow, error) {
 	where, args := f.where()
@@ -605,7 +620,7 @@ func (st *store) listImages(ctx context.Context, d *datasetRow, f imageFilter, l
 	gen := st.generation(d.seq)
 	key := cursorKey{dsSeq: d.seq, gen: gen, filter: f.key(), offset: offset}
 	q := `SELECT ` + imageCols + ` FROM images i INDEXED BY ` + index + ` JOIN datasets d ON d.seq = i.dataset_seq
-		WHERE i.dataset_seq = ?` + where
+		WHERE i.dataset_seq = ? AND i.is_archived = 0` + where
 	all := append([]any{d.seq}, args...)
 	if pos, ok := st.cursor(key); ok && offset > 0 {
 		q += ` AND (i.directory_path, i.filename, i.seq) > (?, ?, ?)
@@ -648,7 +663,7 @@ func (st *store) countImages(ctx context.Context, d *datasetRow, f imageFilter) 
 	}
 	where, args := f.where()
 	var n int
-	err := st.r.QueryRowContext(ctx, `SELECT count(*) FROM images i WHERE i.dataset_seq = ?`+where,
+	err := st.r.QueryRowContext(ctx, `SELECT count(*) FROM images i WHERE i.dataset_seq = ? AND i.is_archived = 0`+where,
 		append([]any{d.seq}, args...)...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count images: %w", err)
@@ -683,12 +698,15 @@ func (st *store) imageByIDAnyOrg(ctx context.Context, id string) (*imageRow, err
 	return im, nil
 }
 
-// imageByPath finds the first image (in listing order) of d at dir/filename.
-func (st *store) imageByPath(ctx context.Context, d *datasetRow, dir, filename string) (*imageRow, error) {
+// imageByPath finds the first image (in listing order) of d at
+// dir/filename that is not archived; with archived, an archived one when no
+// other is there.
+func (st *store) imageByPath(ctx context.Context, d *datasetRow, dir, filename string, archived bool) (*imageRow, error) {
 	im, err := scanImage(st.r.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images i
 		JOIN datasets d ON d.seq = i.dataset_seq
-		WHERE i.dataset_seq = ? AND i.directory_path = ? AND i.filename = ? ORDER BY i.seq LIMIT 1`,
-		d.seq, dir, filename))
+		WHERE i.dataset_seq = ? AND i.directory_path = ? AND i.filename = ? AND (i.is_archived = 0 OR ?)
+		ORDER BY i.is_archived, i.seq LIMIT 1`,
+		d.seq, dir, filename, archived))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("image %q not found in %q of dataset %q", filename, dir, d.name)
 	}
@@ -745,7 +763,7 @@ func insertImagesTx(ctx context.Context, tx *sql.Tx, dsSeq int64, imgs []*newIma
 		if checkDup {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE dataset_seq = ?
-				AND directory_path = ? AND filename = ?`, dsSeq, im.dir, im.filename).Scan(&n); err != nil {
+				AND directory_path = ? AND filename = ? AND is_archived = 0`, dsSeq, im.dir, im.filename).Scan(&n); err != nil {
 				return fmt.Errorf("check duplicate image: %w", err)
 			}
 			if n > 0 {
@@ -765,13 +783,14 @@ func insertImagesTx(ctx context.Context, tx *sql.Tx, dsSeq int64, imgs []*newIma
 				return fmt.Errorf("insert annotations: %w", err)
 			}
 		}
+		if im.isArchived {
+			archived++
+			continue
+		}
 		count++
 		size += im.fileSize
 		if im.status == "complete" {
 			completed++
-		}
-		if im.isArchived {
-			archived++
 		}
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE datasets SET image_count = image_count + ?,
@@ -784,25 +803,103 @@ func insertImagesTx(ctx context.Context, tx *sql.Tx, dsSeq int64, imgs []*newIma
 	return nil
 }
 
-// setAnnotations replaces an image's annotations; a "new" image with
-// annotations becomes "annotate".
-func (st *store) setAnnotations(ctx context.Context, im *imageRow, doc string, count int, now time.Time) error {
+// setAnnotations replaces an image's annotations with doc (a JSON array
+// of count annotations) and returns how many it had. The image's status
+// never changes.
+func (st *store) setAnnotations(ctx context.Context, im *imageRow, doc string, count int) (int, error) {
 	st.touch(im.dsSeq)
 	defer st.touch(im.dsSeq)
-	return st.tx(ctx, func(tx *sql.Tx) error {
+	var previous int
+	err := st.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT annotation_count FROM images WHERE seq = ?`, im.seq).Scan(&previous); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFound("image %q not found", im.id)
+			}
+			return fmt.Errorf("read image: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO annotations (image_seq, doc) VALUES (?, ?)
 			ON CONFLICT (image_seq) DO UPDATE SET doc = excluded.doc`, im.seq, doc); err != nil {
 			return fmt.Errorf("save annotations: %w", err)
 		}
-		status := im.status
-		if status == "new" && count > 0 {
-			status = "annotate"
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE images SET annotation_count = ?, status = ? WHERE seq = ?`,
-			count, status, im.seq); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET annotation_count = ? WHERE seq = ?`, count, im.seq); err != nil {
 			return fmt.Errorf("update image: %w", err)
 		}
-		im.annotationCount, im.status = count, status
+		im.annotationCount = count
+		return nil
+	})
+	return previous, err
+}
+
+// archiveImage marks an image archived: it leaves the listings and the
+// dataset's image_count, completed_image_count and total_size, and counts
+// in archived_image_count.
+func (st *store) archiveImage(ctx context.Context, im *imageRow, now time.Time) error {
+	st.touch(im.dsSeq)
+	defer st.touch(im.dsSeq)
+	return st.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE images SET is_archived = 1 WHERE seq = ? AND is_archived = 0`, im.seq)
+		if err != nil {
+			return fmt.Errorf("archive image: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("image %q not found", im.filename)
+		}
+		completed := 0
+		if im.status == "complete" {
+			completed = 1
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE datasets SET image_count = image_count - 1,
+			completed_count = completed_count - ?, archived_count = archived_count + 1,
+			total_size = total_size - ?, updated_at = ? WHERE seq = ?`, completed, im.fileSize, micros(now), im.dsSeq)
+		if err != nil {
+			return fmt.Errorf("update dataset counters: %w", err)
+		}
+		im.isArchived = true
+		return nil
+	})
+}
+
+// removeImage deletes an image and its annotations for good; its blob
+// becomes a garbage-collection candidate.
+func (st *store) removeImage(ctx context.Context, im *imageRow, now time.Time) error {
+	st.touch(im.dsSeq)
+	defer st.touch(im.dsSeq)
+	return st.tx(ctx, func(tx *sql.Tx) error {
+		var archived bool
+		var status string
+		var size int64
+		err := tx.QueryRowContext(ctx, `SELECT is_archived, status, file_size FROM images WHERE seq = ?`, im.seq).
+			Scan(&archived, &status, &size)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("image %q not found", im.filename)
+		}
+		if err != nil {
+			return fmt.Errorf("read image: %w", err)
+		}
+		for _, q := range []string{
+			`INSERT OR IGNORE INTO gc_candidates (blob) SELECT blob FROM images WHERE seq = ?`,
+			`DELETE FROM annotations WHERE image_seq = ?`,
+			`DELETE FROM images WHERE seq = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, im.seq); err != nil {
+				return fmt.Errorf("delete image: %w", err)
+			}
+		}
+		var count, completed, archivedN int
+		switch {
+		case archived:
+			archivedN, size = 1, 0
+		case status == "complete":
+			count, completed = 1, 1
+		default:
+			count = 1
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE datasets SET image_count = image_count - ?,
+			completed_count = completed_count - ?, archived_count = archived_count - ?,
+			total_size = total_size - ?, updated_at = ? WHERE seq = ?`, count, completed, archivedN, size, micros(now), im.dsSeq)
+		if err != nil {
+			return fmt.Errorf("update dataset counters: %w", err)
+		}
 		return nil
 	})
 }
@@ -852,13 +949,16 @@ type uploadRow struct {
 	expiresAt   int64
 }
 
-func (st *store) insertUpload(ctx context.Context, u *uploadRow, now time.Time) error {
+// insertUploads records pending uploads in one transaction.
+func (st *store) insertUploads(ctx context.Context, us []*uploadRow, now time.Time) error {
 	return st.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, dataset_seq, directory_path, filename,
-			content_type, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			u.id, u.dsSeq, u.dir, u.filename, u.contentType, micros(now), u.expiresAt)
-		if err != nil {
-			return fmt.Errorf("insert upload: %w", err)
+		for _, u := range us {
+			_, err := tx.ExecContext(ctx, `INSERT INTO uploads (id, dataset_seq, directory_path, filename,
+				content_type, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				u.id, u.dsSeq, u.dir, u.filename, u.contentType, micros(now), u.expiresAt)
+			if err != nil {
+				return fmt.Errorf("insert upload: %w", err)
+			}
 		}
 		return nil
 	})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pictofs/pictofs/client"
 )
 
 // SynthBlobs is the number of distinct byte blobs SeedSynthetic stores:
@@ -34,11 +33,11 @@ func (s *Server) SeedSynthetic(ctx context.Context, orgID, name string, n, dirs 
 	if n < 0 {
 		return fmt.Errorf("devserver: seed synthetic: negative image count %d: %w", n, ErrInvalid)
 	}
-	d, err := s.createDataset(ctx, orgID, client.CreateDatasetRequest{
+	d, err := s.createDataset(ctx, orgID, CreateDatasetRequest{
 		Name:            name,
 		Description:     fmt.Sprintf("%d synthetic images", n),
 		AnnotationTypes: []string{"bbox"},
-		Classes:         []client.Class{{Name: "square", Type: "bbox"}},
+		Classes:         []Class{{Name: "square", Type: "bbox"}},
 	})
 	if err != nil {
 		return fmt.Errorf("devserver: seed synthetic: %w", err)
@@ -59,8 +58,8 @@ func (s *Server) SeedSynthetic(ctx context.Context, orgID, name string, n, dirs 
 		}
 		blobs[i] = blob{sum: sum, size: int64(len(data))}
 	}
-	doc, err := annotationsJSON([]client.Annotation{{ID: "synthetic-box", Name: "square", Type: "bbox",
-		BoundingBox: &client.BoundingBox{X: 2, Y: 2, W: 4, H: 4}}})
+	doc, err := checkedAnnotations([]Annotation{{ID: "synthetic-box", Name: "square", Type: "bbox",
+		BoundingBox: &BoundingBox{X: 2, Y: 2, W: 4, H: 4}}}, []Class{{Name: "square", Type: "bbox"}})
 	if err != nil {
 		return fmt.Errorf("devserver: seed synthetic: %w", err)
 	}

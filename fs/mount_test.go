@@ -327,7 +327,7 @@ func TestHostileNames(t *testing.T) {
 	srv := startServer(t, devserver.Options{})
 	ctx := context.Background()
 	org := srv.DefaultOrg()
-	if _, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "hostile"}); err != nil {
+	if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: "hostile"}); err != nil {
 		t.Fatal(err)
 	}
 	type entry struct{ dir, name string }

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,7 +42,7 @@ func TestRoles(t *testing.T) {
 				t.Errorf("Me: got %+v, %v; want organization %s, role %s", me, err, org, tt.role)
 			}
 			own := "of-" + tt.role
-			if _, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: own}); err != nil {
+			if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: own}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.GetDataset(ctx, own); err != nil {
@@ -136,7 +137,7 @@ func TestOrganizationIsolation(t *testing.T) {
 	}
 	b := newClient(t, srv, keyB)
 
-	dsA, err := a.CreateDataset(ctx, client.CreateDatasetRequest{Name: "secret"})
+	dsA, err := a.CreateDataset(ctx, client.CreateDatasetRequest{Name: "secret", Classes: testClasses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestOrganizationIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SaveAnnotations(ctx, imA.ID, []client.Annotation{{ID: "k", Name: "x", Type: "keypoint", Keypoint: &client.Point{X: 1, Y: 2}}}); err != nil {
+	if _, err := a.SaveAnnotationsAt(ctx, "secret", "/train", "a.png", json.RawMessage(`[{"id": "k", "name": "x", "type": "keypoint", "keypoint": {"x": 1, "y": 2}}]`)); err != nil {
 		t.Fatal(err)
 	}
 	annA, err := a.AnnotationFile(ctx, imA.ID)
@@ -173,6 +174,16 @@ func TestOrganizationIsolation(t *testing.T) {
 				_, err := b.UploadImage(ctx, ref, "/", "b.png", "image/png", data, 0, 0)
 				return err
 			}},
+			{"save annotations", func() error {
+				_, err := b.SaveAnnotationsAt(ctx, ref, "/train", "a.png", nil)
+				return err
+			}},
+			{"delete annotations", func() error { _, err := b.DeleteAnnotations(ctx, ref, "/train", "a.png"); return err }},
+			{"archive", func() error { return b.DeleteImage(ctx, ref, "/train", "a.png", false) }},
+			{"export", func() error {
+				_, err := b.CreateExport(ctx, client.CreateExportRequest{DatasetName: ref, Name: "steal"})
+				return err
+			}},
 		} {
 			t.Run(tt.name+" by "+map[bool]string{true: "name", false: "id"}[ref == "secret"], func(t *testing.T) {
 				wantAPIError(t, b, tt.call(), client.ErrNotFound, http.StatusNotFound, "not_found")
@@ -184,13 +195,15 @@ func TestOrganizationIsolation(t *testing.T) {
 		call func() error
 	}{
 		{"annotation file", func() error { _, err := b.AnnotationFile(ctx, imA.ID); return err }},
-		{"save annotations", func() error { return b.SaveAnnotations(ctx, imA.ID, nil) }},
 	} {
 		t.Run(tt.name+" by image id", func(t *testing.T) {
 			wantAPIError(t, b, tt.call(), client.ErrNotFound, http.StatusNotFound, "not_found")
 		})
 	}
 
+	if res, err := b.BulkSaveAnnotations(ctx, []client.AnnotationSave{{ImageID: imA.ID}}); err != nil || len(res.Saved) != 0 || len(res.Failed) != 1 {
+		t.Errorf("B's bulk save of A's image: got %+v, %v; want it in failed", res, err)
+	}
 	listB, err := b.AllDatasets(ctx)
 	if err != nil || len(listB) != 0 {
 		t.Errorf("B's list: got %d datasets, %v; want none", len(listB), err)

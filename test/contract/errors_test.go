@@ -50,7 +50,7 @@ func TestErrorMapping(t *testing.T) {
 	srv := startServer(t, devserver.Options{})
 	org := srv.DefaultOrg()
 	for _, name := range []string{"alpha", "beta"} {
-		if _, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: name}); err != nil {
+		if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +58,7 @@ func TestErrorMapping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := srv.CreateDataset(ctx, orgB, client.CreateDatasetRequest{Name: "theirs"})
+	other, err := srv.CreateDataset(ctx, orgB, devserver.CreateDatasetRequest{Name: "theirs"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestErrorMapping(t *testing.T) {
 	viewer, annotator := key("viewer"), key("annotator")
 	planSrv := startServer(t, devserver.Options{MaxDatasetsPerOrg: 2})
 	for _, name := range []string{"one", "two"} {
-		if _, err := planSrv.CreateDataset(ctx, planSrv.DefaultOrg(), client.CreateDatasetRequest{Name: name}); err != nil {
+		if _, err := planSrv.CreateDataset(ctx, planSrv.DefaultOrg(), devserver.CreateDatasetRequest{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}

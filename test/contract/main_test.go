@@ -11,7 +11,7 @@ import (
 // test that needs it will run, so that the seeding overlaps the small tests.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if run := flag.Lookup("test.run").Value.String(); run == "" || matchesAny(run, "TestBigDatasetForcedCap", "TestBigDatasetDefaultCaps") {
+	if run := flag.Lookup("test.run").Value.String(); run == "" || matchesAny(run, "TestBigDatasetForcedCap", "TestBigDatasetDefaultCaps", "TestBigExport") {
 		go seedBig()
 	}
 	code := m.Run()

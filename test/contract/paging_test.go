@@ -20,7 +20,7 @@ func TestDatasetPaging(t *testing.T) {
 			srv := startServer(t, devserver.Options{DatasetListCap: cap})
 			want := map[string]string{}
 			for i := range n {
-				d, err := srv.CreateDataset(ctx, srv.DefaultOrg(), client.CreateDatasetRequest{Name: fmt.Sprintf("ds-%02d", i)})
+				d, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: fmt.Sprintf("ds-%02d", i)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -55,7 +55,7 @@ func TestDatasetListClampedPage(t *testing.T) {
 	ctx := t.Context()
 	srv := startServer(t, devserver.Options{DatasetListCap: 7})
 	for i := range 10 {
-		if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), client.CreateDatasetRequest{Name: fmt.Sprintf("ds-%02d", i)}); err != nil {
+		if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: fmt.Sprintf("ds-%02d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -73,7 +73,7 @@ func TestRestartPersistence(t *testing.T) {
 		}
 	}
 	ups := uploadAll(t, c, "first")
-	if err := c.SaveAnnotations(ctx, ups[0].img.ID, []client.Annotation{{ID: "a", Name: "car", Type: "bbox",
+	if _, err := saveAnns(t, c, "first", ups[0], []client.Annotation{{ID: "a", Name: "car", Type: "bbox",
 		BoundingBox: &client.BoundingBox{X: 1, Y: 2, W: 3, H: 4}}}); err != nil {
 		t.Fatal(err)
 	}

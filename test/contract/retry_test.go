@@ -23,7 +23,7 @@ func TestRetryInjected503(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	srv := startServer(t, devserver.Options{})
-	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), client.CreateDatasetRequest{Name: "ds"}); err != nil {
+	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "ds"}); err != nil {
 		t.Fatal(err)
 	}
 	backoff := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
@@ -117,7 +117,7 @@ func TestRetryFailRateHalf(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	srv := startServer(t, devserver.Options{})
-	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), client.CreateDatasetRequest{Name: "ds"}); err != nil {
+	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "ds"}); err != nil {
 		t.Fatal(err)
 	}
 	c := newClient(t, srv, srv.MemberKey())
@@ -239,7 +239,7 @@ func TestIdempotentReplay(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	srv := startServer(t, devserver.Options{})
-	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), client.CreateDatasetRequest{Name: "existing"}); err != nil {
+	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "existing"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

@@ -24,6 +24,24 @@ type upload struct {
 	img       *client.Image
 }
 
+// saveAnns saves anns for an uploaded image through the contract's save
+// route, POST /annotations/{dataset}/{image_path}.
+func saveAnns(t *testing.T, c *tc, dataset string, u *upload, anns []client.Annotation) (*client.SaveResult, error) {
+	t.Helper()
+	raw, err := json.Marshal(anns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anns == nil {
+		raw = nil
+	}
+	return c.SaveAnnotationsAt(t.Context(), dataset, u.dir, u.name, raw)
+}
+
+// testClasses are the classes the annotations of these tests use.
+var testClasses = []client.Class{{Name: "car", Type: "bbox"}, {Name: "road", Type: "polygon"}, {Name: "lane", Type: "polyline"},
+	{Name: "nose", Type: "keypoint"}, {Name: "x", Type: "keypoint"}}
+
 // uploadAll uploads images of several sizes, some in nested directories
 // and with names that need escaping, into dataset.
 func uploadAll(t *testing.T, c *tc, dataset string) []*upload {
@@ -115,13 +133,13 @@ func TestBytesRoundTrip(t *testing.T) {
 }
 
 // TestAnnotationsRoundTrip: AnnotationFile (and AnnotationFileAt of the
-// listing's annotation_url) returns what SaveAnnotations stored.
+// listing's annotation_url) returns what SaveAnnotationsAt stored.
 func TestAnnotationsRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	srv := startServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
-	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "ann"}); err != nil {
+	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "ann", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	ups := uploadAll(t, c, "ann")
@@ -133,9 +151,14 @@ func TestAnnotationsRoundTrip(t *testing.T) {
 		{ID: "k1", Name: "nose", Type: "keypoint", Keypoint: &client.Point{X: 7, Y: 9}},
 	}
 	target := ups[1]
-	if err := c.SaveAnnotations(ctx, target.img.ID, anns); err != nil {
-		t.Fatalf("SaveAnnotations: %v", err)
+	res, err := saveAnns(t, c, "ann", target, anns)
+	if err != nil {
+		t.Fatalf("SaveAnnotationsAt: %v", err)
 	}
+	if *res != (client.SaveResult{Success: true, ImageID: target.img.ID, PreviousCount: 0, NewCount: len(anns), Status: "new"}) {
+		t.Errorf("SaveAnnotationsAt: got %+v, want success, 0 → %d, status new", res, len(anns))
+	}
+	anns[1].BoundingBox = &client.BoundingBox{W: 10, H: 8} // the server computes a polygon's box (§11)
 	raw, err := c.AnnotationFile(ctx, target.img.ID)
 	if err != nil {
 		t.Fatalf("AnnotationFile: %v", err)
@@ -175,11 +198,11 @@ func TestAnnotationsRoundTrip(t *testing.T) {
 		}
 	}
 	imgs, _, err := c.ListImages(ctx, client.ImageQuery{Dataset: "ann", DirectoryPath: target.dir, Filename: target.name})
-	if err != nil || len(imgs) != 1 || imgs[0].AnnotationCount != len(anns) || imgs[0].Status != "annotate" {
-		t.Errorf("after SaveAnnotations: got %+v, %v; want 1 image with %d annotations, status annotate", imgs, err, len(anns))
+	if err != nil || len(imgs) != 1 || imgs[0].AnnotationCount != len(anns) || imgs[0].Status != "new" {
+		t.Errorf("after SaveAnnotationsAt: got %+v, %v; want 1 image with %d annotations, status new (a save never changes it)", imgs, err, len(anns))
 	}
-	if err := c.SaveAnnotations(ctx, target.img.ID, nil); err != nil {
-		t.Fatalf("SaveAnnotations(nil): %v", err)
+	if _, err := saveAnns(t, c, "ann", target, nil); err != nil {
+		t.Fatalf("SaveAnnotationsAt(nil): %v", err)
 	}
 	raw, err = c.AnnotationFile(ctx, target.img.ID)
 	if err != nil || json.Unmarshal(raw, &doc) != nil || len(doc.Annotations) != 0 {
@@ -196,11 +219,11 @@ func TestStorageNeverSeesAPIKey(t *testing.T) {
 	ctx := t.Context()
 	srv := startServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
-	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "keys"}); err != nil {
+	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "keys", Classes: testClasses}); err != nil {
 		t.Fatal(err)
 	}
 	ups := uploadAll(t, c, "keys")
-	if err := c.SaveAnnotations(ctx, ups[0].img.ID, []client.Annotation{{Name: "x", Type: "keypoint", Keypoint: &client.Point{X: 1, Y: 1}}}); err != nil {
+	if _, err := saveAnns(t, c, "keys", ups[0], []client.Annotation{{Name: "x", Type: "keypoint", Keypoint: &client.Point{X: 1, Y: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.SeedDemo(ctx, srv.DefaultOrg(), "demo", 12); err != nil {

@@ -125,7 +125,7 @@ func TestSmallFilesystemCache(t *testing.T) {
 	requireRoot(t)
 	srv := startServer(t, devserver.Options{})
 	ctx := context.Background()
-	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), client.CreateDatasetRequest{Name: "large"}); err != nil {
+	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "large"}); err != nil {
 		t.Fatal(err)
 	}
 	const n, size = 200, 1 << 20

@@ -203,7 +203,7 @@ func TestOrganizationsShareCache(t *testing.T) {
 	}{{srv.DefaultOrg(), srv.AdminKey()}, {orgB, keyB}}
 	wants := make([]map[string][]byte, len(orgs))
 	for i, o := range orgs {
-		if _, err := srv.CreateDataset(ctx, o.id, client.CreateDatasetRequest{Name: "same"}); err != nil {
+		if _, err := srv.CreateDataset(ctx, o.id, devserver.CreateDatasetRequest{Name: "same"}); err != nil {
 			t.Fatal(err)
 		}
 		wants[i] = map[string][]byte{}
@@ -273,7 +273,7 @@ func TestHostileNames(t *testing.T) {
 		"caf\u00e9", "cafe\u0301", "", "hostile-twin", " ", "\u202eevil"}
 	datasetContent := map[string]string{} // dataset id → the bytes of its one image
 	for i, name := range datasetNames {
-		d, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: fmt.Sprintf("placeholder-%d", i)})
+		d, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: fmt.Sprintf("placeholder-%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestHostileNames(t *testing.T) {
 		datasetContent[d.ID] = content
 	}
 
-	if _, err := srv.CreateDataset(ctx, org, client.CreateDatasetRequest{Name: "hostile"}); err != nil {
+	if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: "hostile"}); err != nil {
 		t.Fatal(err)
 	}
 	type entry struct{ dir, name string }

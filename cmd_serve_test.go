@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestServePath(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	wd := t.TempDir()
+	t.Chdir(wd)
+	tests := []struct {
+		in, want, wantErr string
+	}{
+		{"sv", filepath.Join(wd, "sv"), ""},
+		{"./a/../b", filepath.Join(wd, "b"), ""},
+		{"/abs/olute", "/abs/olute", ""},
+		{"~", home, ""},
+		{"~/state/x", filepath.Join(home, "state", "x"), ""},
+		{"~bob/x", "", "only ~ and ~/ are expanded"},
+		{"", "", "empty path"},
+	}
+	for _, tt := range tests {
+		got, err := servePath(tt.in)
+		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("servePath(%q): got %q, %v; want %q, %q", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// runServe runs `pictofs serve args…` until the data directory holds its
+// key file (the server is made) and the server printed its addresses, then
+// stops it; it returns the error and what it printed.
+func runServe(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	app := newApp()
+	var out, errOut syncBuffer
+	app.Writer, app.ErrWriter = &out, &errOut
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, append([]string{"pictofs", "serve", "--addr", "127.0.0.1:0", "--storage-addr", "127.0.0.1:0"}, args...))
+	}()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(out.String(), "admin key:") {
+		select {
+		case err := <-done:
+			return out.String() + errOut.String(), err
+		case <-deadline:
+			t.Fatalf("serve did not start in 20 s: %s %s", out.String(), errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		return out.String() + errOut.String(), err
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop in 20 s")
+	}
+	return "", nil
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeRelativeAndHomePaths(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	wd := t.TempDir()
+	t.Chdir(wd)
+	imports := filepath.Join(home, "pics")
+	if err := os.MkdirAll(filepath.Join(imports, "train"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantDir string
+	}{
+		{"relative --data", []string{"--data", "sv"}, filepath.Join(wd, "sv")},
+		{"~ in --data and --import", []string{"--data", "~/state", "--import", "pics=~/pics"}, filepath.Join(home, "state")},
+	}
+	for _, tt := range tests {
+		out, err := runServe(t, tt.args...)
+		if err != nil {
+			t.Errorf("%s: got %v (%s), want the server to start and stop", tt.name, err, out)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(tt.wantDir, "pictograph.db")); err != nil {
+			t.Errorf("%s: no database in %s: %v", tt.name, tt.wantDir, err)
+		}
+		if !strings.Contains(out, filepath.Join(tt.wantDir, "keys.json")) {
+			t.Errorf("%s: the output does not name the key file in %s:\n%s", tt.name, tt.wantDir, out)
+		}
+	}
+}
+
+func TestServePathErrors(t *testing.T) {
+	wd := t.TempDir()
+	t.Chdir(wd)
+	if err := os.WriteFile("file", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string // parts of the one-line message
+	}{
+		{"data under a file", []string{"--data", "file/sub"}, []string{"--data file/sub", filepath.Join(wd, "file", "sub"), "not a directory"}},
+		{"data is a file", []string{"--data", "file"}, []string{"--data file", "not a directory"}},
+		{"missing import", []string{"--data", "sv", "--import", "x=nope"}, []string{"--import x=nope", filepath.Join(wd, "nope"), "no such file or directory"}},
+		{"import of a file", []string{"--data", "sv", "--import", "x=file"}, []string{"--import x=file", "not a directory"}},
+		{"another user's home", []string{"--data", "~root/x"}, []string{"--data ~root/x", "only ~ and ~/"}},
+		{"negative export delay", []string{"--data", "sv", "--export-delay", "-1s"}, []string{"--export-delay"}},
+		{"export fail rate", []string{"--data", "sv", "--export-fail-rate", "2"}, []string{"--export-fail-rate 2"}},
+	}
+	for _, tt := range tests {
+		out, err := runServe(t, tt.args...)
+		if err == nil {
+			t.Errorf("%s: got no error (%s)", tt.name, out)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "\n") {
+			t.Errorf("%s: got a message of several lines: %q", tt.name, msg)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: got %q, want it to say %q", tt.name, msg, w)
+			}
+		}
+	}
+}
