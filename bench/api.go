@@ -132,7 +132,7 @@ func seedOne(ctx context.Context, srv *devserver.Server, org string, sp seedSpec
 	if err != nil {
 		return err
 	}
-	box := []client.Annotation{{ID: "bench-box", Name: "square", Type: "bbox", BoundingBox: &client.BoundingBox{X: 1, Y: 1, W: 6, H: 6}}}
+	box := []devserver.Annotation{{ID: "bench-box", Name: "square", Type: "bbox", BoundingBox: &devserver.BoundingBox{X: 1, Y: 1, W: 6, H: 6}}}
 	for _, im := range images {
 		i, ok := syntheticIndex(im.Filename)
 		if !ok {

@@ -294,6 +294,10 @@ func (f *LocalFile) updateSidecar() {
 // Open counts a new handle of the file; truncate empties it (O_TRUNC).
 func (c *Catalog) Open(f *LocalFile, truncate bool) error {
 	f.mu.Lock()
+	if f.gone {
+		f.mu.Unlock()
+		return fmt.Errorf("%s: %w", f.at, fs.ErrNotExist)
+	}
 	f.opens++
 	f.mu.Unlock()
 	if truncate {
@@ -508,31 +512,69 @@ func (c *Catalog) Release(f *LocalFile) {
 			c.log.Warn("closing a file that was not flushed", "name", f.Name(), "err", err)
 		}
 	}
+	// Decide under both locks, so that an open joining the file now either
+	// comes first (and the file stays) or finds it gone.
+	l := &f.ds.local
+	l.mu.Lock()
 	f.mu.Lock()
-	kind, listed, uploaded, saved, err, at := f.kind, f.listed, f.uploaded, f.saved, f.lastErr, f.at
-	if f.opens > 0 {
+	if f.opens > 0 || f.gone {
 		f.mu.Unlock()
+		l.mu.Unlock()
 		return
 	}
-	f.mu.Unlock()
+	kind, listed, uploaded, saved, err, at, doc := f.kind, f.listed, f.uploaded, f.saved, f.lastErr, f.at, f.doc
+	var end, detach bool
 	switch {
 	case kind == LocalScratch:
 		// Kept until unlinked or the mount ends.
 	case kind == LocalImage && uploaded != nil, kind == LocalDocument && saved && err == nil:
-		c.endLocal(f)
+		end = true
 	case err != nil && isPermanent(err):
+		end = true
+	case err != nil && kind == LocalDocument && !listed:
+		// A session of a listed document: the mount shows the server's
+		// document again, and the bytes stay on disk for the user.
+		detach = true
+	}
+	if end || detach {
+		f.gone = true
+		f.listed = false
+		if l.files[at.key()] == f {
+			delete(l.files, at.key())
+		}
+		if d := docOf(l, doc); d != nil {
+			if d.session == f {
+				d.session = nil
+			}
+			if kind == LocalDocument && listed && err != nil {
+				d.hidden = false // the server's document shows again
+			}
+		}
+	}
+	f.mu.Unlock()
+	l.mu.Unlock()
+	switch {
+	case end && err != nil:
 		c.log.Warn("not sent: the server would refuse it; dropped", "path", at.String(), "err", err)
-		c.endLocal(f)
-	case err != nil:
+		f.staged.remove()
+	case end:
+		f.staged.remove()
+	case err != nil && kind != LocalScratch:
 		c.log.Warn("not sent: kept for the next attempt (close it again, or the next mount retries)",
 			"path", at.String(), "err", err, "staged", f.StagedPath())
-		if kind == LocalDocument && !listed {
-			// A session of a listed document: the mount shows the server's
-			// document again, and the bytes stay on disk for the user.
-			c.detachSession(f)
+		if detach {
 			f.staged.close()
 		}
 	}
+}
+
+// docOf returns the state of im's document, if it has one. Called with
+// l.mu held.
+func docOf(l *localState, im *Image) *docState {
+	if im == nil || l.docs == nil {
+		return nil
+	}
+	return l.docs[im.id]
 }
 
 // endLocal unlists a local file and drops its staged bytes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -186,7 +187,7 @@ func (f *fsys) dirSetattr(in *fuse.SetAttrIn) syscall.Errno {
 	return f.checkOwner(in)
 }
 
-// invalidateMirror tells the kernel, in the background, that the entry
+// invalidateMirror tells the kernel that the entry
 // name of this folder's twin in the other tree (annotations/ for images/
 // and the reverse) changed, as did the twin's listing: an upload adds a
 // document, an archive takes one away, a new folder shows in both.
@@ -209,10 +210,32 @@ func (n *dirNode) invalidateMirror(name string) {
 	if dir == nil {
 		return
 	}
-	go func() {
+	notify(func() {
 		dir.NotifyEntry(name)
 		dir.NotifyContent(0, 0)
+	})
+}
+
+// notifyWait bounds how long an operation waits for the kernel to take a
+// notification before it answers.
+const notifyWait = time.Second
+
+// notify sends kernel notifications and waits for them, for at most
+// notifyWait: a notification needs the folder's lock, which the kernel may
+// hold for an operation waiting on this one (a rename between the two
+// trees); it then lands once this operation has answered.
+func notify(send func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		send()
 	}()
+	t := time.NewTimer(notifyWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // datasetInode is the inode of the dataset this folder belongs to, if the

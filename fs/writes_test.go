@@ -86,8 +86,8 @@ func serverBytes(t *testing.T, api *client.Client, dataset, dir, name string) []
 
 func newDataset(t *testing.T, srv *devserver.Server, name string) {
 	t.Helper()
-	if _, err := srv.CreateDataset(context.Background(), srv.DefaultOrg(), client.CreateDatasetRequest{
-		Name: name, Classes: []client.Class{{Name: "cat", Type: "bbox"}, {Name: "dog", Type: "bbox"}},
+	if _, err := srv.CreateDataset(context.Background(), srv.DefaultOrg(), devserver.CreateDatasetRequest{
+		Name: name, Classes: []devserver.Class{{Name: "cat", Type: "bbox"}, {Name: "dog", Type: "bbox"}},
 	}); err != nil {
 		t.Fatal(err)
 	}

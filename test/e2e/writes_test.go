@@ -45,8 +45,8 @@ func smallPNG(t testing.TB, seed int) []byte {
 // emptyDataset creates a dataset with two classes.
 func emptyDataset(t *testing.T, srv *devserver.Server, name string) {
 	t.Helper()
-	if _, err := srv.CreateDataset(context.Background(), srv.DefaultOrg(), client.CreateDatasetRequest{
-		Name: name, Classes: []client.Class{{Name: "cat", Type: "bbox"}, {Name: "dog", Type: "bbox"}},
+	if _, err := srv.CreateDataset(context.Background(), srv.DefaultOrg(), devserver.CreateDatasetRequest{
+		Name: name, Classes: []devserver.Class{{Name: "cat", Type: "bbox"}, {Name: "dog", Type: "bbox"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
