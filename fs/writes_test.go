@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
@@ -437,4 +439,59 @@ func pythonWithPIL(t *testing.T) string {
 	}
 	requireTool(t, "python3 with PIL (python3-pil)")
 	return ""
+}
+
+// TestParallelClosesShareBulkRequests closes many new files at once: the
+// files that close while a request is in flight go together through the
+// bulk routes, so the uploads cost fewer requests than files.
+func TestParallelClosesShareBulkRequests(t *testing.T) {
+	srv := startServer(t, devserver.Options{APILatency: 20 * time.Millisecond})
+	newDataset(t, srv, "par")
+	var mu sync.Mutex
+	routes := map[string]int{}
+	tm := writable(t, srv, mountConfig{client: func(o *client.Options) {
+		o.OnRequest = func(ev client.RequestEvent) {
+			mu.Lock()
+			routes[ev.Route]++
+			mu.Unlock()
+		}
+	}}, false)
+	images := filepath.Join(tm.dir, "par", "images")
+	if _, err := os.ReadDir(images); err != nil {
+		t.Fatal(err)
+	}
+	const n, writers = 48, 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += writers {
+				errs <- os.WriteFile(filepath.Join(images, fmt.Sprintf("p%02d.png", i)), pngBytes(t, i), 0o644)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("parallel write: %v", err)
+		}
+	}
+	if got := len(serverImages(t, tm.api, "par")); got != n {
+		t.Errorf("server holds %d images, want %d", got, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	urls := routes[client.RouteUploadURL] + routes[client.RouteBulkUploadURLs]
+	regs := routes[client.RouteRegisterImage] + routes[client.RouteBulkRegisterImages]
+	t.Logf("%d files: %d upload-URL requests (%d bulk), %d register requests (%d bulk), %d PUTs",
+		n, urls, routes[client.RouteBulkUploadURLs], regs, routes[client.RouteBulkRegisterImages], routes[client.RouteStoragePut])
+	if routes[client.RouteBulkRegisterImages] == 0 || routes[client.RouteBulkUploadURLs] == 0 || urls >= n || regs >= n {
+		t.Errorf("%d parallel closes cost %d upload-URL and %d register requests; want fewer than %d each, through the bulk routes", n, urls, regs, n)
+	}
+	if routes[client.RouteStoragePut] != n {
+		t.Errorf("%d PUTs for %d files", routes[client.RouteStoragePut], n)
+	}
 }
