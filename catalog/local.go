@@ -408,16 +408,18 @@ func (f *LocalFile) content() ([]byte, error) {
 	return buf[:n], nil
 }
 
-// Commit sends what the file holds, if it changed since the last commit:
-// a LocalImage is uploaded, a LocalDocument is validated and saved, a
-// scratch file stays. It returns the result of the last commit, so that
-// every close (FLUSH) and fsync of a file reports whether its bytes reached
-// the server.
+// Commit sends what the file holds, if it changed since the last commit
+// or the last one failed for a passing reason: a LocalImage is uploaded, a
+// LocalDocument is validated and saved, a scratch file stays. It returns
+// the result of the last commit, so that every close (FLUSH) and fsync of a
+// file reports whether its bytes reached the server.
 func (c *Catalog) Commit(ctx context.Context, f *LocalFile) error {
 	f.commitMu.Lock()
 	defer f.commitMu.Unlock()
 	f.mu.Lock()
-	if f.version == f.committed || f.gone {
+	// A commit that failed for a passing reason (network, server, budget)
+	// is tried again by the next close or fsync even without a change.
+	if f.gone || (f.version == f.committed && (f.lastErr == nil || isPermanent(f.lastErr))) {
 		err := f.lastErr
 		f.mu.Unlock()
 		return err

@@ -360,17 +360,26 @@ func TestBudgetAndRolesRefuseUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
+	var failed string
 	for i := range budget {
-		if err = os.WriteFile(filepath.Join(images, fmt.Sprintf("b%d.png", i)), pngBytes(t, i), 0o644); err != nil {
+		failed = filepath.Join(images, fmt.Sprintf("b%d.png", i))
+		if err = os.WriteFile(failed, pngBytes(t, i), 0o644); err != nil {
 			break
 		}
 	}
 	if !errnoIs(err, syscall.EAGAIN) {
 		t.Fatalf("uploads past the budget: got %v, want EAGAIN", err)
 	}
-	entries, _ := os.ReadDir(images)
-	if len(entries) == 0 {
-		t.Errorf("a file refused for the budget should stay listed (staged for a later attempt)")
+	if _, err := os.Stat(failed); err != nil {
+		t.Errorf("a file refused for the budget should stay listed, staged for a later attempt: %v", err)
+	}
+	// Closing it again tries again (and meets the spent budget again).
+	fh, err := os.OpenFile(failed, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("reopen the staged file: %v", err)
+	}
+	if err := fh.Close(); !errnoIs(err, syscall.EAGAIN) {
+		t.Errorf("close of the staged file, budget still spent: got %v, want EAGAIN", err)
 	}
 
 	for _, role := range []string{"viewer", "annotator"} {
