@@ -130,9 +130,12 @@ func (c *Catalog) renameLocal(ctx context.Context, ds *Dataset, f *LocalFile, to
 // moveLocal lists f at to as kind, dropping the local file it replaces.
 func (c *Catalog) moveLocal(ds *Dataset, f *LocalFile, to Path, remoteDir string, kind LocalKind, im *Image, replaced *LocalFile) {
 	if replaced != nil && replaced != f {
+		replaced.mu.Lock()
+		im, kind := replaced.doc, replaced.kind
+		replaced.mu.Unlock()
 		c.endLocal(replaced)
-		if replaced.doc != nil && replaced.kind == LocalDocument {
-			c.unhide(ds, replaced.doc)
+		if im != nil && kind == LocalDocument {
+			c.unhide(ds, im)
 		}
 	}
 	c.detachSession(f)

@@ -306,9 +306,7 @@ func (c *Catalog) documentChanged(ds *Dataset, im *Image, count int) {
 	d.editGen++
 	d.count = count
 	d.hidden = false
-	if d.editedAt.IsZero() {
-		d.editedAt = time.Now()
-	}
+	d.editedAt = time.Now()
 	l.mu.Unlock()
 	c.opts.Cache.Remove(oldKey)
 	c.opts.Cache.Remove(c.baseAnnotationKey(ds, im))

@@ -598,12 +598,15 @@ func (c *Catalog) endLocal(f *LocalFile) {
 
 // detachSession ends f as its document's write session.
 func (c *Catalog) detachSession(f *LocalFile) {
-	if f.doc == nil {
+	f.mu.Lock()
+	im := f.doc
+	f.mu.Unlock()
+	if im == nil {
 		return
 	}
 	l := &f.ds.local
 	l.mu.Lock()
-	if d := l.docs[f.doc.id]; d != nil && d.session == f {
+	if d := l.docs[im.id]; d != nil && d.session == f {
 		d.session = nil
 	}
 	l.mu.Unlock()

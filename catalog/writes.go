@@ -117,10 +117,7 @@ type writeState struct {
 	// staging is nil when the catalog takes no writes.
 	staging *staging
 	// putSlots bounds the PUTs in flight (WriteOptions.Uploads).
-	putSlots chan struct{}
-	// nextIno numbers local files.
-	nextIno atomic.Uint64
-
+	putSlots                          chan struct{}
 	uploads, saves, archived, cleared atomic.Int64
 }
 

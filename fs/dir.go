@@ -67,7 +67,7 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 			entries = append(entries, fuse.DirEntry{Name: im.Name(), Mode: syscall.S_IFREG, Ino: catalog.ImageIno(n.ds, im)})
 		}
 	}
-	entries = append(entries, n.localEntries()...)
+	entries = n.withLocalEntries(entries)
 	sortEntries(entries)
 	if !n.annotations {
 		n.fs.cat.ListedDir(n.ds, d)

@@ -53,10 +53,24 @@ func (n *dirNode) lookupLocal(ctx context.Context, name string, out *fuse.EntryO
 	return ino, errno, true
 }
 
-// localEntries are the listing entries of the local files in this folder.
-func (n *dirNode) localEntries() []fuse.DirEntry {
-	var out []fuse.DirEntry
-	for _, lf := range n.fs.cat.LocalFiles(n.ds, n.annotations, n.key) {
+// withLocalEntries adds the local files of this folder to a listing. A
+// file being uploaded shows once, as itself, until the listing has it.
+func (n *dirNode) withLocalEntries(entries []fuse.DirEntry) []fuse.DirEntry {
+	local := n.fs.cat.LocalFiles(n.ds, n.annotations, n.key)
+	if len(local) == 0 {
+		return entries
+	}
+	names := make(map[string]bool, len(local))
+	for _, lf := range local {
+		names[lf.Name()] = true
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if !names[e.Name] {
+			out = append(out, e)
+		}
+	}
+	for _, lf := range local {
 		out = append(out, fuse.DirEntry{Name: lf.Name(), Mode: syscall.S_IFREG, Ino: lf.Attr().Ino})
 	}
 	return out
