@@ -117,7 +117,8 @@ type writeState struct {
 	// staging is nil when the catalog takes no writes.
 	staging *staging
 	// putSlots bounds the PUTs in flight (WriteOptions.Uploads).
-	putSlots                          chan struct{}
+	putSlots chan struct{}
+
 	uploads, saves, archived, cleared atomic.Int64
 }
 

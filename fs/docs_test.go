@@ -12,10 +12,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 )
+
+// quickExports is a devserver whose exports build in a moment.
+var quickExports = devserver.Options{ExportDelay: 200 * time.Millisecond}
 
 // docFixture is a demo dataset mounted writable, with the path of one
 // image's document.
@@ -29,7 +33,7 @@ type docFixture struct {
 
 func newDocFixture(t *testing.T, allowDelete bool, key string) *docFixture {
 	t.Helper()
-	srv := startServer(t, devserver.Options{})
+	srv := startServer(t, quickExports)
 	seedDemo(t, srv, 6)
 	return docFixtureOn(t, srv, allowDelete, key)
 }
@@ -126,6 +130,16 @@ func TestSaveAnnotationDocuments(t *testing.T) {
 		t.Fatalf("save an edited document: %v", err)
 	}
 	f.checkSaved(t, "an edit of the served document", "circle", "rectangle")
+
+	viewer, err := f.srv.CreateKey(context.Background(), f.srv.DefaultOrg(), "viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := docFixtureOn(t, f.srv, false, viewer)
+	if err := os.WriteFile(v.path, docWith(name, "circle"), 0o644); !errnoIs(err, syscall.EACCES) {
+		t.Errorf("save with a viewer key: got %v, want EACCES", err)
+	}
+	f.checkSaved(t, "after a viewer's refused save", "circle", "rectangle")
 
 	if err := os.Chmod(f.path, 0o644); err != nil {
 		t.Errorf("chmod of a document: %v", err)
@@ -238,7 +252,7 @@ func vimString(s string) string {
 // TestRemovalsNeedAllowDelete checks unlink and rmdir with and without
 // --allow-delete, and what each does on the server.
 func TestRemovalsNeedAllowDelete(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := startServer(t, quickExports)
 	seedDemo(t, srv, 6)
 	ro := docFixtureOn(t, srv, false, "")
 	img := filepath.Join(ro.ds, "images", relPath(ro.img))
@@ -313,7 +327,7 @@ func TestRemovalsNeedAllowDelete(t *testing.T) {
 // but the dataset itself stays, with all its images archived, because a
 // dataset that holds any image is never deleted.
 func TestRmRfDatasetArchivesButNeverDeletes(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := startServer(t, quickExports)
 	seedDemo(t, srv, 6)
 	tm := writable(t, srv, mountConfig{}, true)
 	ds := filepath.Join(tm.dir, demoName)
