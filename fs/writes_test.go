@@ -397,7 +397,7 @@ func TestBudgetAndRolesRefuseUploads(t *testing.T) {
 
 // TestReadOnlyMount checks --read-only: every change is EROFS.
 func TestReadOnlyMount(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := startServer(t, quickExports)
 	seedDemo(t, srv, 4)
 	tm := writable(t, srv, mountConfig{tweak: func(o *fs.Options) { o.ReadOnly = true }}, true)
 	ds := filepath.Join(tm.dir, demoName)
