@@ -19,6 +19,7 @@ import (
 	"github.com/pictofs/pictofs/fs"
 	"github.com/pictofs/pictofs/internal/metrics"
 	"github.com/pictofs/pictofs/prefetch"
+	"github.com/pictofs/pictofs/sharedcache"
 )
 
 // keyCheckTimeout bounds the request that checks the key before mounting.
@@ -27,6 +28,14 @@ const keyCheckTimeout = 20 * time.Second
 // catalogCloseTimeout bounds the clean-up requests at exit (deleting the
 // exports the mount made).
 const catalogCloseTimeout = 5 * time.Second
+
+// sharedFlushTimeout bounds the wait at exit for publishes to the shared
+// cache to land.
+const sharedFlushTimeout = 5 * time.Second
+
+// sharedCachePasswordEnv holds the shared cache's password when the URL
+// has none (a flag would show it in the process list).
+const sharedCachePasswordEnv = "PICTOFS_SHARED_CACHE_PASSWORD"
 
 // noWaitIfZero turns a flag's 0 ("no wait") into the negative duration that
 // Options structs read as "none", since their zero means "the default".
@@ -73,6 +82,7 @@ func runMount(ctx context.Context, cfg mountConfig, ready func(*fs.Mounted)) err
 	if err := fs.CheckMountpoint(cfg.Mountpoint); err != nil {
 		return err
 	}
+	red.addSharedCachePassword(cfg.SharedCache)
 	met := metrics.New()
 	api, keySource, err := newAPIClient(cfg.API, logger, red, met)
 	if err != nil {
@@ -141,6 +151,7 @@ type mountDaemon struct {
 	metrics  *metrics.Metrics
 	cache    *blobcache.Cache
 	pf       *prefetch.Prefetcher
+	tier     *sharedcache.Tier // nil without --shared-cache
 	cat      *catalog.Catalog
 	m        *fs.Mounted
 	warmer   warmEngine
@@ -217,12 +228,28 @@ func openCatalog(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) 
 	if d.cache, err = blobcache.Open(cacheOpts); err != nil {
 		return nil, fmt.Errorf("--cache-dir %s: %w", s.cfg.CacheDir, err)
 	}
-	d.pf = prefetch.New(prefetch.Options{Cache: d.cache, Workers: s.cfg.PrefetchWorkers, Retryable: catalog.RetryableFetch, Logger: s.log})
+	if d.pf, err = prefetch.New(prefetch.Options{Cache: d.cache, Workers: s.cfg.PrefetchWorkers, Retryable: catalog.RetryableFetch, Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("--prefetch-workers %d: %w", s.cfg.PrefetchWorkers, err)
+	}
+	namespace := s.api.BaseURL().Host + "/" + org.ID
+	if s.cfg.SharedCache != "" {
+		d.tier, err = sharedcache.New(sharedcache.Options{
+			URL:          s.cfg.SharedCache,
+			Password:     os.Getenv(sharedCachePasswordEnv),
+			Namespace:    namespace,
+			MaxBlobBytes: s.cfg.SharedCacheMaxBytes,
+			Logger:       s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--shared-cache: %w", err)
+		}
+	}
 	d.cat, err = catalog.New(ctx, catalog.Options{
 		API:           s.api,
 		Cache:         d.cache,
 		Prefetcher:    d.pf,
-		Namespace:     s.api.BaseURL().Host + "/" + org.ID,
+		Namespace:     namespace,
+		SharedCache:   d.tier,
 		StatusFilter:  s.cfg.StatusFilter,
 		ListTTL:       s.cfg.ListTTL,
 		AnnotationTTL: s.cfg.AnnotationTTL,
@@ -271,6 +298,13 @@ func (d *mountDaemon) close() {
 	if d.pf != nil {
 		d.pf.Close()
 	}
+	if d.tier != nil {
+		// Publishes still queued are what other nodes would fetch again.
+		ctx, cancel := context.WithTimeout(context.Background(), sharedFlushTimeout)
+		d.tier.Flush(ctx)
+		cancel()
+		d.tier.Close()
+	}
 	if d.cache != nil {
 		d.cache.Close()
 	}
@@ -301,15 +335,7 @@ func checkKey(ctx context.Context, api *client.Client, keySource string) (*clien
 }
 
 // budgetLeft is the client's hourly budget left, when there is one.
-//
-// TEMPORARY until client.(*Client).BudgetLeft (branch contract) is merged:
-// then this is `return d.api.BudgetLeft()`.
-func (d *mountDaemon) budgetLeft() (left int, limited bool) {
-	if d.cfg.API.RequestsPerHour <= 0 {
-		return 0, false
-	}
-	return max(d.cfg.API.RequestsPerHour-d.metrics.APIRequestsLastHour(), 0), true
-}
+func (d *mountDaemon) budgetLeft() (left int, limited bool) { return d.api.BudgetLeft() }
 
 func oneArg(cc *cli.Context, name string) (string, error) {
 	if cc.NArg() != 1 {

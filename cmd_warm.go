@@ -205,6 +205,7 @@ func warmOffline(ctx context.Context, cfg mountConfig, dataset, subdir string, o
 		return err
 	}
 	defer closeLog()
+	red.addSharedCachePassword(cfg.SharedCache)
 	met := metrics.New()
 	api, keySource, err := newAPIClient(cfg.API, logger, red, met)
 	if err != nil {

@@ -8,13 +8,15 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pictofs/pictofs/catalog"
+	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/internal/units"
+	"github.com/pictofs/pictofs/prefetch"
 )
 
 // Defaults of the mount flags that more than one place needs.
@@ -23,9 +25,6 @@ const (
 	defaultCacheSize     = "10GiB"
 	defaultMaxUploadSize = "100MiB"
 )
-
-// imageStatuses are the values --status accepts (the contract's statuses).
-var imageStatuses = []string{"new", "annotate", "review", "complete"}
 
 // mountConfig is everything `pictofs mount` is told, from flags and the
 // environment (and, for `pictofs demo` and the mount helper, the same
@@ -62,7 +61,14 @@ type mountConfig struct {
 	MetricsAddr   string
 	PprofAddr     string
 	ShutdownGrace time.Duration
-	Daemon        bool
+
+	// SharedCache is the URL of a shared cache tier (redis:// or
+	// rediss://); its password comes from the URL or from the environment
+	// (PICTOFS_SHARED_CACHE_PASSWORD), never from a flag.
+	SharedCache         string
+	SharedCacheMaxBlob  string // as given; SharedCacheMaxBytes after check
+	SharedCacheMaxBytes int64
+	Daemon              bool
 }
 
 // apiConfig is where the API is and which key to use. Key is resolved
@@ -118,6 +124,8 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", EnvVars: []string{"PICTOFS_DEBUG_FUSE"}},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567; a bare :PORT listens on loopback only)", EnvVars: []string{"PICTOFS_METRICS_ADDR"}},
 		&cli.StringFlag{Name: "pprof-addr", Usage: "serve Go profiles at http://ADDR/debug/pprof/ (off by default; a bare :PORT listens on loopback only)", EnvVars: []string{"PICTOFS_PPROF_ADDR"}},
+		&cli.StringFlag{Name: "shared-cache", Usage: "a cache tier shared with other machines' mounts: redis://[:PASSWORD@]HOST:PORT/DB, or rediss:// for TLS (password also from PICTOFS_SHARED_CACHE_PASSWORD)", EnvVars: []string{"PICTOFS_SHARED_CACHE"}},
+		&cli.StringFlag{Name: "shared-cache-max-blob", Value: "8MiB", Usage: "images larger than this are not published to the shared cache", EnvVars: []string{"PICTOFS_SHARED_CACHE_MAX_BLOB"}},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: defaultShutdownGrace, Usage: "after SIGTERM, how long a busy mount may take to become idle before it is detached and in-flight requests are cancelled", EnvVars: []string{"PICTOFS_SHUTDOWN_GRACE"}},
 	)
 }
@@ -126,29 +134,31 @@ func mountFlags(withAPI bool) []cli.Flag {
 // mountConfig. It only copies; check validates.
 func mountConfigFrom(cc *cli.Context, mountpoint string) mountConfig {
 	cfg := mountConfig{
-		Mountpoint:      mountpoint,
-		CacheDir:        cc.String("cache-dir"),
-		CacheSize:       cc.String("cache-size"),
-		CacheMinFree:    cc.Float64("cache-min-free"),
-		PrefetchWorkers: cc.Int("prefetch-workers"),
-		StatusFilter:    cc.String("status"),
-		ListTTL:         cc.Duration("list-ttl"),
-		AnnotationTTL:   cc.Duration("annotation-ttl"),
-		BulkAnnotations: cc.Bool("bulk-annotations"),
-		ExportWait:      cc.Duration("export-wait"),
-		WaitTimeout:     cc.Duration("wait-timeout"),
-		ReadOnly:        cc.Bool("read-only"),
-		AllowDelete:     cc.Bool("allow-delete"),
-		MaxUploadSize:   cc.String("max-upload-size"),
-		AllowOther:      cc.Bool("allow-other"),
-		UID:             cc.Int("uid"),
-		GID:             cc.Int("gid"),
-		Passthrough:     cc.Bool("passthrough"),
-		DebugFUSE:       cc.Bool("debug-fuse"),
-		Log:             logConfig{Level: cc.String("log-level"), Format: cc.String("log-format"), File: cc.String("log-file")},
-		MetricsAddr:     cc.String("metrics-addr"),
-		PprofAddr:       cc.String("pprof-addr"),
-		ShutdownGrace:   cc.Duration("shutdown-grace"),
+		Mountpoint:         mountpoint,
+		CacheDir:           cc.String("cache-dir"),
+		CacheSize:          cc.String("cache-size"),
+		CacheMinFree:       cc.Float64("cache-min-free"),
+		PrefetchWorkers:    cc.Int("prefetch-workers"),
+		StatusFilter:       cc.String("status"),
+		ListTTL:            cc.Duration("list-ttl"),
+		AnnotationTTL:      cc.Duration("annotation-ttl"),
+		BulkAnnotations:    cc.Bool("bulk-annotations"),
+		ExportWait:         cc.Duration("export-wait"),
+		WaitTimeout:        cc.Duration("wait-timeout"),
+		ReadOnly:           cc.Bool("read-only"),
+		AllowDelete:        cc.Bool("allow-delete"),
+		MaxUploadSize:      cc.String("max-upload-size"),
+		AllowOther:         cc.Bool("allow-other"),
+		UID:                cc.Int("uid"),
+		GID:                cc.Int("gid"),
+		Passthrough:        cc.Bool("passthrough"),
+		DebugFUSE:          cc.Bool("debug-fuse"),
+		Log:                logConfig{Level: cc.String("log-level"), Format: cc.String("log-format"), File: cc.String("log-file")},
+		MetricsAddr:        cc.String("metrics-addr"),
+		PprofAddr:          cc.String("pprof-addr"),
+		ShutdownGrace:      cc.Duration("shutdown-grace"),
+		SharedCache:        cc.String("shared-cache"),
+		SharedCacheMaxBlob: cc.String("shared-cache-max-blob"),
 	}
 	// The API flags are the mount command's; the demo has none, and reads "".
 	cfg.API = apiConfig{URL: cc.String("api-url"), Key: cc.String("api-key"), KeyFile: cc.String("api-key-file"), RequestsPerHour: cc.Int("requests-per-hour")}
@@ -157,12 +167,11 @@ func mountConfigFrom(cc *cli.Context, mountpoint string) mountConfig {
 }
 
 // check validates every field, expands paths (relative, ~) to absolute ones
-// and parses sizes. It is the one place main validates a mount's flags;
-// every error names the flag and the value. The range checks of other
-// packages' options (prefetch workers, cache size and free share, status
-// filter, request budget) belong in those packages' constructors; they stay
-// here until their owners move them, and then this keeps only what is
-// main's: paths, sizes as text, addresses, log settings.
+// and parses sizes, before anything is mounted or asked of the API; every
+// error names the flag and the value. Ranges of other packages' options are
+// theirs (their Validate, which their constructors call too): check asks
+// them and names the flag; what is main's is paths, sizes as text,
+// addresses, log settings and the meaning it gives to flag values.
 func (c *mountConfig) check() error {
 	var err error
 	if c.Mountpoint, err = expandPath(c.Mountpoint); err != nil {
@@ -197,6 +206,15 @@ func (c *mountConfig) check() error {
 	if err != nil {
 		return fmt.Errorf("--max-upload-size %q: %w", c.MaxUploadSize, err)
 	}
+	if c.SharedCacheMaxBlob == "" {
+		c.SharedCacheMaxBlob = "8MiB"
+	}
+	if c.SharedCacheMaxBytes, err = units.ParseBytes(c.SharedCacheMaxBlob); err == nil && c.SharedCacheMaxBytes == 0 {
+		err = errors.New("must be above zero")
+	}
+	if err != nil {
+		return fmt.Errorf("--shared-cache-max-blob %q: %w", c.SharedCacheMaxBlob, err)
+	}
 	if err := c.Log.check(); err != nil {
 		return err
 	}
@@ -206,20 +224,34 @@ func (c *mountConfig) check() error {
 	if c.PprofAddr, err = localAddr(c.PprofAddr); err != nil {
 		return fmt.Errorf("--pprof-addr %w", err)
 	}
+	// The packages own the ranges of their options; here each answer is
+	// tied to the flag it came from.
+	owned := []struct {
+		flags string
+		err   error
+	}{
+		{"--prefetch-workers", prefetch.Options{Workers: c.PrefetchWorkers}.Validate()},
+		{"--requests-per-hour", client.Options{RequestsPerHour: c.API.RequestsPerHour}.Validate()},
+		{"--status", catalog.Options{StatusFilter: c.StatusFilter}.Validate()},
+		{"--list-ttl", catalog.Options{ListTTL: c.ListTTL}.Validate()},
+		{"--annotation-ttl", catalog.Options{AnnotationTTL: c.AnnotationTTL}.Validate()},
+		{"--wait-timeout", catalog.Options{WaitTimeout: c.WaitTimeout}.Validate()},
+	}
+	for _, o := range owned {
+		if o.err != nil {
+			return fmt.Errorf("%s: %w", o.flags, o.err)
+		}
+	}
+	// What is main's: the meaning it gives to flag values.
 	checks := []struct {
 		bad  bool
 		what string
 	}{
+		{c.PrefetchWorkers == 0, "--prefetch-workers 0: want 1 to 1024"},
+		{c.ExportWait < 0, fmt.Sprintf("--export-wait %v: must not be negative (0: no wait)", c.ExportWait)},
 		{c.CacheMinFree < 0 || c.CacheMinFree >= 1, fmt.Sprintf("--cache-min-free %v: want a share in [0, 1)", c.CacheMinFree)},
-		{c.PrefetchWorkers < 1 || c.PrefetchWorkers > 1024, fmt.Sprintf("--prefetch-workers %d: want 1 to 1024", c.PrefetchWorkers)},
-		{c.StatusFilter != "" && !slices.Contains(imageStatuses, c.StatusFilter), fmt.Sprintf("--status %q: want one of %s", c.StatusFilter, strings.Join(imageStatuses, ", "))},
-		{c.ListTTL <= 0, fmt.Sprintf("--list-ttl %v: want a positive duration", c.ListTTL)},
-		{c.AnnotationTTL <= 0, fmt.Sprintf("--annotation-ttl %v: want a positive duration", c.AnnotationTTL)},
-		{c.ExportWait < 0, fmt.Sprintf("--export-wait %v: must not be negative", c.ExportWait)},
-		{c.WaitTimeout < 0, fmt.Sprintf("--wait-timeout %v: must not be negative", c.WaitTimeout)},
 		{c.UID < -1, fmt.Sprintf("--uid %d: want a user id (or -1 for the mounting user)", c.UID)},
 		{c.GID < -1, fmt.Sprintf("--gid %d: want a group id (or -1 for the mounting user's group)", c.GID)},
-		{c.API.RequestsPerHour < 0, fmt.Sprintf("--requests-per-hour %d: must not be negative", c.API.RequestsPerHour)},
 		{c.ShutdownGrace < 0, fmt.Sprintf("--shutdown-grace %v: must not be negative", c.ShutdownGrace)},
 		{c.API.Key != "" && c.API.KeyFile != "", "--api-key and --api-key-file: give one, not both"},
 	}

@@ -117,13 +117,13 @@ func TestMountConfigCheck(t *testing.T) {
 		{"min free", func(c *mountConfig) { c.CacheMinFree = 1 }, "--cache-min-free 1"},
 		{"workers", func(c *mountConfig) { c.PrefetchWorkers = 0 }, "--prefetch-workers 0"},
 		{"status", func(c *mountConfig) { c.StatusFilter = "done" }, `--status "done": want one of new, annotate, review, complete`},
-		{"list ttl", func(c *mountConfig) { c.ListTTL = -time.Second }, "--list-ttl -1s"},
+		{"list ttl", func(c *mountConfig) { c.ListTTL = -time.Second }, "--list-ttl: list TTL -1s"},
 		{"uid", func(c *mountConfig) { c.UID = -2 }, "--uid -2"},
 		{"log format", func(c *mountConfig) { c.Log.Format = "xml" }, `--log-format "xml"`},
 		{"log level", func(c *mountConfig) { c.Log.Level = "loud" }, `--log-level "loud"`},
 		{"metrics addr", func(c *mountConfig) { c.MetricsAddr = "9567" }, `--metrics-addr "9567"`},
 		{"key twice", func(c *mountConfig) { c.API.Key, c.API.KeyFile = "k", "/f" }, "give one, not both"},
-		{"budget", func(c *mountConfig) { c.API.RequestsPerHour = -1 }, "--requests-per-hour -1"},
+		{"budget", func(c *mountConfig) { c.API.RequestsPerHour = -1 }, "--requests-per-hour: requests per hour -1"},
 		{"grace", func(c *mountConfig) { c.ShutdownGrace = -time.Second }, "--shutdown-grace -1s"},
 	}
 	for _, tt := range tests {
@@ -146,27 +146,6 @@ func TestMountConfigCheck(t *testing.T) {
 	c.MetricsAddr, c.PprofAddr = ":9567", "0.0.0.0:6060"
 	if err := c.check(); err != nil || c.MetricsAddr != "127.0.0.1:9567" || c.PprofAddr != "0.0.0.0:6060" {
 		t.Errorf("addresses: got %q, %q, %v; want a bare port on loopback and an explicit host kept", c.MetricsAddr, c.PprofAddr, err)
-	}
-}
-
-// TestRouteOf checks the stand-in's routes against the contract's patterns
-// (client.Route*), so metric labels stay the same when OnRequest lands.
-func TestRouteOf(t *testing.T) {
-	tests := []struct{ method, path, want string }{
-		{"GET", "/api/v1/developer/datasets/", "GET /datasets/"},
-		{"GET", "/api/v1/developer/datasets/road-signs", "GET /datasets/{dataset}"},
-		{"GET", "/api/v1/developer/datasets/road-signs/download", "GET /datasets/{dataset}/download"},
-		{"GET", "/api/v1/developer/annotations/0b1c/file", "GET /annotations/{image_id}/file"},
-		{"POST", "/api/v1/developer/annotations/road-signs/train/a.jpg", "POST /annotations/{dataset}/{image_path}"},
-		{"GET", "/api/v1/developer/images/road-signs/train/a/b.jpg", "GET /images/{dataset}/{image_path}"},
-		{"POST", "/api/v1/developer/images/upload-url", "POST /images/upload-url"},
-		{"GET", "/api/v1/developer/organizations/me", "GET /organizations/me"},
-		{"GET", "/api/v1/developer/exports/e1/download", "GET /exports/{export}/download"},
-	}
-	for _, tt := range tests {
-		if got := routeOf(tt.method, tt.path); got != tt.want {
-			t.Errorf("routeOf(%s %s): got %q, want %q", tt.method, tt.path, got, tt.want)
-		}
 	}
 }
 

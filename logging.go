@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -111,4 +112,18 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// addSharedCachePassword adds the shared cache's password (from its URL or
+// the environment) to the secrets kept out of the logs.
+func (r *redactor) addSharedCachePassword(rawURL string) {
+	if rawURL == "" {
+		return
+	}
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			r.add(pw)
+		}
+	}
+	r.add(os.Getenv(sharedCachePasswordEnv))
 }

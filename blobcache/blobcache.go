@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -150,6 +152,15 @@ type Cache struct {
 	unlinking map[string]int              // paths of evicted entries not yet unlinked; never adopted
 	closed    bool
 	stats     Stats // counters only; Bytes, Reserved, Count and Pinned are filled in by Stats
+	// onEvict is replaced, never changed in place, so that a copy taken
+	// under mu can be called after mu is released.
+	onEvict []*evictFunc
+}
+
+// evictFunc is one function registered with OnEvict.
+type evictFunc struct {
+	fn      func(key Key, size int64)
+	stopped atomic.Bool
 }
 
 // Open opens or creates the cache in opts.Dir and rebuilds its index from the
@@ -161,18 +172,26 @@ func Open(opts Options) (*Cache, error) {
 	return open(opts, sysStatfs, time.Now)
 }
 
+// Validate checks the values of opts (not Dir, which Open needs).
+func (opts Options) Validate() error {
+	if opts.MaxBytes < 0 {
+		return fmt.Errorf("negative size cap %d", opts.MaxBytes)
+	}
+	if opts.MinFreeRatio >= 1 {
+		return fmt.Errorf("free share %v: must be below 1", opts.MinFreeRatio)
+	}
+	return nil
+}
+
 func open(opts Options, statfs func(string) (uint64, uint64, error), now func() time.Time) (*Cache, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("blobcache: Options.Dir is required")
 	}
-	if opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("blobcache: negative MaxBytes %d", opts.MaxBytes)
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("blobcache: %w", err)
 	}
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxBytes
-	}
-	if opts.MinFreeRatio >= 1 {
-		return nil, fmt.Errorf("blobcache: MinFreeRatio %v must be below 1", opts.MinFreeRatio)
 	}
 	if opts.MinFreeRatio == 0 {
 		opts.MinFreeRatio = DefaultMinFreeRatio
@@ -358,13 +377,17 @@ func (c *Cache) detachLocked(e *entry) bool {
 // unpins it and, if corrupt, deletes the file.
 func (c *Cache) drop(e *entry, corrupt bool) {
 	c.mu.Lock()
-	if c.detachLocked(e) {
+	detached := c.detachLocked(e)
+	if detached {
 		c.stats.Removed++
 	}
 	c.mu.Unlock()
 	c.unpin(e)
 	if corrupt {
 		removeFile(e.path)
+	}
+	if detached {
+		c.reportEvicted(e)
 	}
 }
 
@@ -461,10 +484,10 @@ func (c *Cache) adopt(key Key, maxAge time.Duration) (*entry, bool) {
 }
 
 // evictLocked evicts least-recently-used unpinned entries until at least
-// need bytes are freed, and returns the paths to pass to unlink once mu is
+// need bytes are freed, and returns them to pass to unlink once mu is
 // released.
-func (c *Cache) evictLocked(need int64) []string {
-	var victims []string
+func (c *Cache) evictLocked(need int64) []*entry {
+	var victims []*entry
 	for freed := int64(0); freed < need; {
 		_, e, ok := c.lru.RemoveOldest()
 		if !ok {
@@ -476,29 +499,70 @@ func (c *Cache) evictLocked(need int64) []string {
 		c.used -= e.size
 		c.stats.Evictions++
 		freed += e.size
-		victims = append(victims, e.path)
+		victims = append(victims, e)
 		c.unlinking[e.path]++
 	}
 	return victims
 }
 
-// unlink deletes the files of evicted entries. A fill of the same key that
+// unlink deletes the files of evicted entries, then reports them to the
+// OnEvict functions. It runs without mu. A fill of the same key that
 // renames a new file to the same name in between loses it: its next Get is
 // a miss (the file vanished) and the blob is fetched again.
-func (c *Cache) unlink(victims []string) {
+func (c *Cache) unlink(victims []*entry) {
 	if len(victims) == 0 {
 		return
 	}
-	for _, p := range victims {
-		removeFile(p)
+	for _, e := range victims {
+		removeFile(e.path)
 	}
 	c.mu.Lock()
-	for _, p := range victims {
-		if c.unlinking[p]--; c.unlinking[p] <= 0 {
-			delete(c.unlinking, p)
+	for _, e := range victims {
+		if c.unlinking[e.path]--; c.unlinking[e.path] <= 0 {
+			delete(c.unlinking, e.path)
 		}
 	}
 	c.mu.Unlock()
+	c.reportEvicted(victims...)
+}
+
+// OnEvict registers fn to be called once for every blob that leaves the
+// index: evicted to make room (by a Fill, or by a Get adopting another
+// process's file), removed by Remove, or dropped because its file vanished
+// or failed its check. A Fill that replaces a blob with a new one of the
+// same key does not call it: the key stays cached.
+//
+// fn runs after the cache's lock is released, on the goroutine of the Fill,
+// Get or Remove that evicted, before that call returns; so fn may call the
+// Cache, and must not block for long. Calls for different blobs may run
+// concurrently. stop unregisters fn: once it returns, no new call of fn
+// starts, though one already started may still be running.
+func (c *Cache) OnEvict(fn func(key Key, size int64)) (stop func()) {
+	f := &evictFunc{fn: fn}
+	c.mu.Lock()
+	c.onEvict = append(slices.Clip(c.onEvict), f)
+	c.mu.Unlock()
+	return sync.OnceFunc(func() {
+		f.stopped.Store(true)
+		c.mu.Lock()
+		c.onEvict = slices.DeleteFunc(slices.Clone(c.onEvict), func(g *evictFunc) bool { return g == f })
+		c.mu.Unlock()
+	})
+}
+
+// reportEvicted calls the OnEvict functions for entries that left the
+// index. mu must not be held.
+func (c *Cache) reportEvicted(gone ...*entry) {
+	c.mu.Lock()
+	fns := c.onEvict
+	c.mu.Unlock()
+	for _, e := range gone {
+		for _, f := range fns {
+			if !f.stopped.Load() {
+				f.fn(e.key, e.size)
+			}
+		}
+	}
 }
 
 // reserve charges n bytes to an in-flight fill, evicting unpinned blobs
@@ -522,7 +586,7 @@ func (c *Cache) reserve(n int64) error {
 	if n > c.maxBytes || need > c.lruBytes {
 		err := fmt.Errorf("reserve %d bytes: %d of %d bytes used, %d evictable, %d short of the free-space floor: %w",
 			n, c.used, c.maxBytes, c.lruBytes, max(fsNeed, 0), ErrNoSpace)
-		var victims []string
+		var victims []*entry
 		if n == 0 {
 			victims = c.evictLocked(c.lruBytes) // shrink as far as possible
 		}
@@ -561,18 +625,24 @@ func (c *Cache) fsState() (floor, avail int64, ok bool) {
 
 // Remove drops key from the index and deletes its files, including copies
 // written by other processes sharing the directory. Open handles keep
-// working; their bytes stay charged until released.
+// working; their bytes stay charged until released. The OnEvict functions
+// are called if key was in the index.
 func (c *Cache) Remove(key Key) {
 	if !key.valid() {
 		return
 	}
 	c.mu.Lock()
-	if e := c.entries[key]; e != nil && c.detachLocked(e) {
+	e := c.entries[key]
+	removed := e != nil && c.detachLocked(e)
+	if removed {
 		c.stats.Removed++
 	}
 	c.mu.Unlock()
 	for _, p := range c.filesOf(key) {
 		removeFile(p)
+	}
+	if removed {
+		c.reportEvicted(e)
 	}
 }
 

@@ -63,5 +63,6 @@
 //
 // Cache.mu guards the index (see the field comments). No file-system call
 // and no caller callback runs while it is held: eviction picks victims under
-// the mutex and unlinks them after releasing it.
+// the mutex, and unlinks them and calls the [Cache.OnEvict] functions after
+// releasing it, as golang-lru's Cache calls its eviction callback.
 package blobcache

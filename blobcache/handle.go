@@ -26,9 +26,6 @@ func (h *Handle) File() *os.File { return h.f }
 // Size returns the blob's size in bytes.
 func (h *Handle) Size() int64 { return h.e.size }
 
-// Key returns the blob's key.
-func (h *Handle) Key() Key { return h.e.key }
-
 // Release closes the file and unpins the blob. It is idempotent.
 func (h *Handle) Release() {
 	if !h.released.CompareAndSwap(false, true) {

@@ -109,12 +109,11 @@ func (c *Catalog) OpenAnnotation(ctx context.Context, ds *Dataset, im *Image) (D
 	return Doc{Handle: h}, nil
 }
 
-// noteDocumentNeed marks the dataset's documents as being read and starts
-// its bulk snapshot.
+// noteDocumentNeed marks the dataset's documents as being read, and starts
+// a build of its bulk snapshot if it has none fresh enough and none runs.
 func (c *Catalog) noteDocumentNeed(ds *Dataset) {
-	if !ds.docsRead.Swap(true) {
-		c.startBulk(ds)
-	}
+	ds.docsRead.Store(true)
+	c.startBulk(ds)
 }
 
 // annotationRequest is the prefetch request for an annotated image's

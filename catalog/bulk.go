@@ -42,14 +42,6 @@ import (
 // usually lands in seconds and then answers every document with no request;
 // past that, documents come from the per-image route.
 
-// exportAPI is the part of the API that bulk annotations use.
-type exportAPI interface {
-	CreateExport(ctx context.Context, req client.CreateExportRequest) (*client.Export, error)
-	GetExport(ctx context.Context, dataset, nameOrID string) (*client.Export, error)
-	ExportDownloadURL(ctx context.Context, dataset, nameOrID string) (string, error)
-	DeleteExport(ctx context.Context, dataset, name string) error
-}
-
 // exportFormat is the export format the catalog reads.
 const exportFormat = "pictograph"
 
@@ -148,9 +140,6 @@ func (c *Catalog) exportKey(ds *Dataset) blobcache.Key {
 // of time, so a long training run never falls back to the per-image route.
 func (c *Catalog) startBulk(ds *Dataset) {
 	if c.opts.Bulk.Disable {
-		return
-	}
-	if _, ok := c.opts.API.(exportAPI); !ok {
 		return
 	}
 	b := &ds.bulk
@@ -385,7 +374,7 @@ func fileTime(h *blobcache.Handle) time.Time {
 // downloadExport creates an annotations-only export of the dataset, waits
 // for it, fetches its ZIP into the cache, and deletes the export.
 func (c *Catalog) downloadExport(ctx context.Context, ds *Dataset, seq int) (*blobcache.Handle, error) {
-	api := c.opts.API.(exportAPI)
+	api := c.opts.API
 	dsName := ds.Meta().Name
 	made := &madeExport{dataset: dsName, name: c.exportName(ds, seq)}
 	exp, err := api.CreateExport(ctx, client.CreateExportRequest{
@@ -422,7 +411,11 @@ func (c *Catalog) downloadExport(ctx context.Context, ds *Dataset, seq int) (*bl
 			if err != nil {
 				return fmt.Errorf("export download link: %w", err)
 			}
-			return c.copySigned(ctx, u, w)
+			rc, n, err := api.OpenExport(ctx, u, 0, -1)
+			if err != nil {
+				return err
+			}
+			return copyBody(w, rc, n)
 		},
 	}
 	// A cached copy from before would be older than this export.
@@ -448,14 +441,14 @@ func (c *Catalog) exportName(ds *Dataset, seq int) string {
 
 // pollExport polls until the export completes, fails, or BuildTimeout
 // passes: after 1 s, then at doubling intervals up to PollInterval.
-func (c *Catalog) pollExport(ctx context.Context, api exportAPI, made *madeExport, exp *client.Export) (*client.Export, error) {
+func (c *Catalog) pollExport(ctx context.Context, api API, made *madeExport, exp *client.Export) (*client.Export, error) {
 	deadline := time.Now().Add(c.opts.Bulk.BuildTimeout)
 	wait := time.Second
 	for {
 		switch exp.Status {
-		case "completed":
+		case client.ExportCompleted:
 			return exp, nil
-		case "failed":
+		case client.ExportFailed:
 			msg := exp.ErrorMessage
 			if msg == "" {
 				msg = "no reason given"
@@ -487,7 +480,7 @@ func (c *Catalog) pollExport(ctx context.Context, api exportAPI, made *madeExpor
 func (c *Catalog) deleteExport(ds *Dataset, made *madeExport) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
 	defer cancel()
-	err := c.opts.API.(exportAPI).DeleteExport(ctx, made.dataset, made.name)
+	err := c.opts.API.DeleteExport(ctx, made.dataset, made.name)
 	switch {
 	case err == nil, errors.Is(err, client.ErrNotFound):
 	case errors.Is(err, client.ErrForbidden), errors.Is(err, client.ErrUnauthorized):
@@ -518,11 +511,9 @@ func (c *Catalog) deleteLeftoverExport(ctx context.Context, ds *Dataset) {
 	if made == nil {
 		return
 	}
-	if api, ok := c.opts.API.(exportAPI); ok {
-		if err := api.DeleteExport(ctx, made.dataset, made.name); err != nil &&
-			!errors.Is(err, client.ErrNotFound) && !errors.Is(err, client.ErrForbidden) {
-			c.log.Warn("could not delete export", "export", made.name, "err", err)
-		}
+	if err := c.opts.API.DeleteExport(ctx, made.dataset, made.name); err != nil &&
+		!errors.Is(err, client.ErrNotFound) && !errors.Is(err, client.ErrForbidden) {
+		c.log.Warn("could not delete export", "export", made.name, "err", err)
 	}
 }
 

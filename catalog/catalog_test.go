@@ -72,7 +72,10 @@ func newEnv(t *testing.T, srv *devserver.Server, cacheDir string, tweak func(*ca
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: 8, Retryable: catalog.RetryableFetch, Logger: testLogger()})
+	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: 8, Retryable: catalog.RetryableFetch, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := catalog.Options{API: api, Cache: cache, Prefetcher: pf, Namespace: srv.APIURL() + "/" + srv.DefaultOrg(), Logger: testLogger()}
 	if tweak != nil {
 		tweak(&opts)
@@ -323,7 +326,10 @@ func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
 	var last catalog.WarmProgress
 	res, err := e.cat.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, func(p catalog.WarmProgress) {
 		calls++
-		if p.Files <= last.Files {
+		switch {
+		case calls == 1 && (p.Files != 0 || p.TotalFiles != 80):
+			t.Errorf("first progress: %+v, want the totals (80 files) before any file", p)
+		case calls > 1 && p.Files <= last.Files:
 			t.Errorf("progress went from %d to %d files", last.Files, p.Files)
 		}
 		last = p
@@ -364,7 +370,10 @@ func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tiny.Close()
-	pf := prefetch.New(prefetch.Options{Cache: tiny, Logger: testLogger()})
+	pf, err := prefetch.New(prefetch.Options{Cache: tiny, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer pf.Close()
 	cat, err := catalog.New(ctx, catalog.Options{API: e.api, Cache: tiny, Prefetcher: pf, Namespace: "n", Logger: testLogger()})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pictofs/pictofs/blobcache"
@@ -26,6 +28,12 @@ type API interface {
 	OpenSigned(ctx context.Context, signedURL string, offset, length int64) (io.ReadCloser, int64, error)
 	OpenImage(ctx context.Context, dataset, directoryPath, filename string, offset, length int64) (io.ReadCloser, int64, error)
 	AnnotationFile(ctx context.Context, imageID string) ([]byte, error)
+
+	CreateExport(ctx context.Context, req client.CreateExportRequest) (*client.Export, error)
+	GetExport(ctx context.Context, dataset, nameOrID string) (*client.Export, error)
+	ExportDownloadURL(ctx context.Context, dataset, nameOrID string) (string, error)
+	OpenExport(ctx context.Context, link string, offset, length int64) (io.ReadCloser, int64, error)
+	DeleteExport(ctx context.Context, dataset, nameOrID string) error
 }
 
 // budgeter is implemented by an API that keeps a client-side request budget
@@ -126,6 +134,31 @@ type BulkOptions struct {
 	LowBudget int
 }
 
+// Statuses are the values StatusFilter takes.
+var Statuses = []string{"new", "annotate", "review", "complete"}
+
+// Validate checks the values of o (not API, Cache and Prefetcher, which New
+// needs). Each error names the field in words and the value.
+func (o Options) Validate() error {
+	if o.StatusFilter != "" && !slices.Contains(Statuses, o.StatusFilter) {
+		return fmt.Errorf("status %q: want one of %s", o.StatusFilter, strings.Join(Statuses, ", "))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"list TTL", o.ListTTL}, {"annotation TTL", o.AnnotationTTL}, {"URL max age", o.URLMaxAge},
+		{"wait timeout", o.WaitTimeout}, {"fetch timeout", o.FetchTimeout},
+		{"export poll interval", o.Bulk.PollInterval}, {"export build timeout", o.Bulk.BuildTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: must not be negative", d.name, d.v)
+		}
+	}
+	if o.Bulk.LowBudget < 0 {
+		return fmt.Errorf("low budget %d: must not be negative", o.Bulk.LowBudget)
+	}
+	return o.Writes.validate()
+}
+
 func (o *Options) validate() error {
 	switch {
 	case o.API == nil:
@@ -135,25 +168,10 @@ func (o *Options) validate() error {
 	case o.Prefetcher == nil:
 		return errors.New("catalog: Options.Prefetcher is required")
 	}
-	switch o.StatusFilter {
-	case "", "new", "annotate", "review", "complete":
-	default:
-		return fmt.Errorf("catalog: status filter %q is not one of new, annotate, review, complete", o.StatusFilter)
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("catalog: %w", err)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"ListTTL", o.ListTTL}, {"AnnotationTTL", o.AnnotationTTL}, {"URLMaxAge", o.URLMaxAge},
-		{"WaitTimeout", o.WaitTimeout}, {"FetchTimeout", o.FetchTimeout},
-		{"Bulk.PollInterval", o.Bulk.PollInterval}, {"Bulk.BuildTimeout", o.Bulk.BuildTimeout}} {
-		if d.v < 0 {
-			return fmt.Errorf("catalog: %s must not be negative, got %v", d.name, d.v)
-		}
-	}
-	if o.Bulk.LowBudget < 0 {
-		return fmt.Errorf("catalog: Bulk.LowBudget must not be negative, got %d", o.Bulk.LowBudget)
-	}
-	return o.Writes.validate()
+	return nil
 }
 
 func (o *Options) setDefaults() {

@@ -60,8 +60,8 @@ func (c *Catalog) sharedFetch(ctx context.Context, key blobcache.Key, size int64
 	if size < 0 || size > t.MaxBlobBytes() {
 		return upstream(ctx, w)
 	}
-	lease, mine := t.Lease(ctx, "fetch/"+string(key), fetchLeaseTTL)
-	if !mine && t.Up() {
+	lease, held := t.TryLease(ctx, "fetch/"+string(key), fetchLeaseTTL)
+	if held {
 		// Another node fetches it: wait for it to land in the tier.
 		if data, ok := c.waitShared(ctx, string(key), size); ok {
 			_, err := w.Write(data)
@@ -227,11 +227,12 @@ func (c *Catalog) exportFromOtherNode(ctx context.Context, ds *Dataset) (h *blob
 		if h, at, ok := c.sharedExport(ctx, ds); ok {
 			return h, at, nil, nil
 		}
-		if l, ok := t.Lease(ctx, sharedExportName(ds), leaseTTL); ok {
+		l, held := t.TryLease(ctx, sharedExportName(ds), leaseTTL)
+		if l != nil {
 			return nil, time.Time{}, l, nil
 		}
-		if !t.Up() || time.Now().After(deadline) {
-			return nil, time.Time{}, nil, nil
+		if !held || time.Now().After(deadline) {
+			return nil, time.Time{}, nil, nil // the tier failed, or the holder is too slow: build it here
 		}
 		if !logged {
 			c.log.Info("another mount builds this dataset's export; waiting for it", "dataset", ds.Meta().Name)

@@ -96,9 +96,12 @@ type WriteOptions struct {
 	Uploads int
 }
 
-func (o *WriteOptions) validate() error {
-	if o.MaxFileBytes < 0 || o.Uploads < 0 {
-		return fmt.Errorf("catalog: Writes.MaxFileBytes and Writes.Uploads must not be negative, got %d and %d", o.MaxFileBytes, o.Uploads)
+func (o WriteOptions) validate() error {
+	switch {
+	case o.MaxFileBytes < 0:
+		return fmt.Errorf("largest file %d: must not be negative", o.MaxFileBytes)
+	case o.Uploads < 0:
+		return fmt.Errorf("uploads in flight %d: must not be negative", o.Uploads)
 	}
 	return nil
 }

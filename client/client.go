@@ -101,10 +101,22 @@ type Client struct {
 	storageRequests atomic.Int64
 }
 
+// Validate checks the values of opts that have a range (not the key or
+// the base URL, which New checks).
+func (opts Options) Validate() error {
+	if opts.RequestsPerHour < 0 {
+		return fmt.Errorf("requests per hour %d: must not be negative (0 for no cap)", opts.RequestsPerHour)
+	}
+	return nil
+}
+
 // New validates opts, fills in the defaults and returns a Client.
 func New(opts Options) (*Client, error) {
 	if strings.TrimSpace(opts.APIKey) == "" {
 		return nil, errors.New("pictograph: no API key")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("pictograph: %w", err)
 	}
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL

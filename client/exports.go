@@ -23,23 +23,20 @@ const (
 	ExportFailed     = "failed"
 )
 
-// Export formats of §10. FormatPictograph, the default, is the canonical
-// per-image JSON.
+// Export formats of §10 that pictofs names (the service has more: darwin,
+// yolo, yolo_obb, yolo_pose, dota, pascal_voc, cvat, datumaro, labelme,
+// csv). FormatPictograph, the default, is the canonical per-image JSON.
 const (
 	FormatPictograph = "pictograph"
 	FormatCOCO       = "coco"
 )
 
-// ExportFormats are the formats §10 names.
-var ExportFormats = []string{FormatPictograph, "darwin", FormatCOCO, "yolo", "yolo_obb", "yolo_pose", "dota",
-	"pascal_voc", "cvat", "datumaro", "labelme", "csv"}
-
 // Export limits of §10 and of the listing.
 const (
-	MaxExportName    = 100 // characters
-	MaxExportsPage   = 100 // the page size AllExports asks for
-	exportPollFloor  = 100 * time.Millisecond
-	exportPollAssume = 5 * time.Second
+	MaxExportName     = 100 // characters
+	MaxExportsPage    = 100 // the page size AllExports asks for
+	exportPollFloor   = 100 * time.Millisecond
+	defaultExportPoll = 5 * time.Second
 )
 
 // ErrExportFailed is returned by WaitExport for an export whose build
@@ -232,7 +229,7 @@ func (c *Client) GetExport(ctx context.Context, dataset, nameOrID string) (*Expo
 // a plain timer that honours ctx.
 func (c *Client) WaitExport(ctx context.Context, dataset, nameOrID string, interval time.Duration) (*Export, error) {
 	if interval == 0 {
-		interval = exportPollAssume
+		interval = defaultExportPoll
 	}
 	interval = max(interval, exportPollFloor)
 	for {
@@ -374,7 +371,8 @@ func (c *Client) AllExports(ctx context.Context, q ExportQuery) ([]Export, error
 
 // DeleteExport deletes an export (DELETE /exports/{name}?dataset=…, or
 // /exports/{id} when dataset is ""); it needs an admin or owner key. Any
-// 2xx answer is success, whatever its body.
+// 2xx answer is success, whatever its body. As for DeleteImage, ErrNotFound
+// after a retry may mean the first attempt deleted it.
 func (c *Client) DeleteExport(ctx context.Context, dataset, nameOrID string) error {
 	p, q, err := exportPath(dataset, nameOrID, "")
 	if err != nil {

@@ -282,7 +282,9 @@ func (c *Client) BulkSaveAnnotations(ctx context.Context, saves []AnnotationSave
 // DeleteImage archives an image (DELETE /images/{dataset}/{image_path}),
 // or deletes it for good with permanent. The contract says admin or owner;
 // a server may let other roles archive. A 2xx answer whose body says
-// success false is an error.
+// success false is an error. DELETE is retried: when an answer is lost
+// after the server acted, the retry finds nothing, so ErrNotFound after
+// more than one attempt (APIError.Attempts) may mean done.
 func (c *Client) DeleteImage(ctx context.Context, dataset, directoryPath, filename string, permanent bool) error {
 	if dataset == "" || filename == "" {
 		return fmt.Errorf("pictograph: delete image: empty dataset or filename: %w", ErrValidation)

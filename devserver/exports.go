@@ -407,13 +407,19 @@ func (s *Server) exportDelay() time.Duration {
 	return max(d, 0)
 }
 
-// startBuild runs the build of export id in the background; Close stops it.
+// startBuild runs the build of export id in the background; Close stops
+// it (and after Close it does not start: the next Start resumes it).
 func (s *Server) startBuild(id string, fail bool) {
 	ctx, cancel := context.WithCancel(s.buildCtx)
 	s.buildMu.Lock()
+	if s.buildsStopped {
+		s.buildMu.Unlock()
+		cancel()
+		return
+	}
 	s.buildCancel[id] = cancel
-	s.buildMu.Unlock()
 	s.builds.Add(1)
+	s.buildMu.Unlock()
 	go func() {
 		defer s.builds.Done()
 		defer func() {

@@ -65,8 +65,10 @@ type Server struct {
 	stopBuilds  context.CancelFunc
 	builds      sync.WaitGroup // export builds in flight
 	buildSem    chan struct{}  // bounds the builds that run at once
-	buildMu     sync.Mutex     // guards buildCancel
+	buildMu     sync.Mutex     // guards buildCancel and buildsStopped
 	buildCancel map[string]context.CancelFunc
+	// buildsStopped is set by Close: no build starts after it.
+	buildsStopped bool
 }
 
 // New opens (or creates) the data directory and its database. On first
@@ -323,6 +325,9 @@ func (s *Server) Close() error {
 			errs = append(errs, srv.Close())
 		}
 	}
+	s.buildMu.Lock()
+	s.buildsStopped = true
+	s.buildMu.Unlock()
 	s.stopBuilds()
 	s.builds.Wait()
 	errs = append(errs, s.st.close())

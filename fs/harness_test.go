@@ -108,7 +108,10 @@ func mount(t *testing.T, srv *devserver.Server, cfg mountConfig) *testMount {
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, Retryable: catalog.RetryableFetch, Logger: testLogger(t)})
+	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, Retryable: catalog.RetryableFetch, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	copts := catalog.Options{
 		API:        api,
 		Cache:      cache,

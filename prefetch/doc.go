@@ -17,12 +17,13 @@
 // goroutine. [Prefetcher.Enqueue] appends to one FIFO served by
 // Options.Workers workers. A worker takes the head of the queue only when its
 // expected size fits in the window; the window is released when a Get reads
-// the blob, or when the cache evicts or removes it (the workers notice from
-// the cache's eviction and removal counters and re-check the blobs they
-// fetched). A readahead request larger than the window is dropped: it is
-// fetched on demand when read. A request of unknown size is started whenever
-// the window is not full and charged its actual size once fetched, so the
-// window can be exceeded by at most the unknown-size blobs in flight.
+// the blob, or when the cache evicts or removes it (the Prefetcher registers
+// with [blobcache.Cache.OnEvict]; a worker waiting for room is woken by that
+// call, not by a timer). A readahead request larger than the window is
+// dropped: it is fetched on demand when read. A request of unknown size is
+// started whenever the window is not full and charged its actual size once
+// fetched, so the window can be exceeded by at most the unknown-size blobs in
+// flight.
 //
 // The window only guarantees what the cache can: prefetched blobs are
 // unpinned, so they stay cached as long as pinned blobs and on-demand fetches
@@ -31,10 +32,17 @@
 //
 // # Cancellation
 //
-// A fetch runs under its own context. A Get whose context ends stops waiting;
-// the fetch goes on while other Gets wait for it, and is cancelled when the
-// last one leaves, unless it is (or was also asked for as) a readahead.
-// Close cancels everything and waits for it.
+// A fetch runs under its own context. A Get whose context is cancelled only
+// stops waiting: the fetch goes on, and a later Get of the key joins it or
+// finds the blob cached. That is what an interrupted open needs: a FUSE
+// request is interrupted by any signal its caller catches (SIGCHLD when a
+// child exits, SIGALRM…), and the caller restarts the system call at once,
+// as a new Get. Cancelling the fetch there would start the download over
+// each time, and a reader taking signals faster than a blob downloads would
+// never get it. A Get whose deadline passes has given up on the fetch: if
+// no other Get waits for it and it is not a readahead, the fetch is
+// cancelled, so that a later Get starts afresh instead of joining one stuck
+// in its retries. Close cancels everything and waits for it.
 //
 // # Locking
 //

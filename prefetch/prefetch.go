@@ -21,14 +21,9 @@ const (
 	DefaultRetries        = 3
 )
 
-const (
-	// baseBackoff is the wait before the first retry; it doubles per retry,
-	// with jitter.
-	baseBackoff = 50 * time.Millisecond
-	// recheckEvery is how often a worker blocked on a full window looks for
-	// prefetched blobs that the cache evicted.
-	recheckEvery = 200 * time.Millisecond
-)
+// baseBackoff is the wait before the first retry; it doubles per retry,
+// with jitter.
+const baseBackoff = 50 * time.Millisecond
 
 // ErrClosed is returned (wrapped) by Get after Close, and by fetches that
 // Close cancelled.
@@ -106,7 +101,7 @@ type call struct {
 
 	// guarded by Prefetcher.mu:
 	waiters   int  // Gets waiting for or taking the result
-	readahead bool // not cancelled when its waiters leave
+	readahead bool // asked for as a readahead: never abandoned by a Get
 	windowed  bool // holds a window reservation under key
 	finished  bool // h and err are set
 }
@@ -128,9 +123,10 @@ type Prefetcher struct {
 	limit     int64 // window limit in bytes
 	backoff   time.Duration
 
-	ctx    context.Context // cancelled with ErrClosed by Close; parent of every fetch
-	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // workers and on-demand fetches; Add only under mu while !closed
+	ctx       context.Context // cancelled with ErrClosed by Close; parent of every fetch
+	cancel    context.CancelCauseFunc
+	wg        sync.WaitGroup // workers and on-demand fetches; Add only under mu while !closed
+	stopEvict func()         // unregisters evicted from the cache
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -141,19 +137,35 @@ type Prefetcher struct {
 	window      map[blobcache.Key]*windowEntry
 	windowBytes int64
 	changed     chan struct{} // closed and replaced when the queue, calls or window change
-	sweptGen    uint64        // cache Evictions+Removed at the last window sweep
 	stats       Stats         // counters; the gauges are filled in by Stats
 }
 
-// New starts a Prefetcher and its workers. It panics if opts.Cache is nil.
-func New(opts Options) *Prefetcher {
-	if opts.Cache == nil {
-		panic("prefetch: Options.Cache is required")
+// MaxWorkers is the most readahead workers a Prefetcher takes.
+const MaxWorkers = 1024
+
+// Validate checks the values of opts (not Cache, which New needs).
+func (opts Options) Validate() error {
+	switch {
+	case opts.Workers < 0 || opts.Workers > MaxWorkers:
+		return fmt.Errorf("%d workers: want 1 to %d (0 for the default, %d)", opts.Workers, MaxWorkers, DefaultWorkers)
+	case opts.ReadaheadShare < 0 || opts.ReadaheadShare > 1:
+		return fmt.Errorf("readahead share %v: want a share in (0, 1] (0 for the default, %v)", opts.ReadaheadShare, DefaultReadaheadShare)
 	}
-	if opts.Workers <= 0 {
+	return nil
+}
+
+// New validates opts and starts a Prefetcher and its workers.
+func New(opts Options) (*Prefetcher, error) {
+	if opts.Cache == nil {
+		return nil, errors.New("prefetch: Options.Cache is required")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("prefetch: %w", err)
+	}
+	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
 	}
-	if opts.ReadaheadShare <= 0 || opts.ReadaheadShare > 1 {
+	if opts.ReadaheadShare == 0 {
 		opts.ReadaheadShare = DefaultReadaheadShare
 	}
 	if opts.Retries == 0 {
@@ -182,11 +194,12 @@ func New(opts Options) *Prefetcher {
 		changed:   make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancelCause(context.Background())
+	p.stopEvict = opts.Cache.OnEvict(p.evicted)
 	p.wg.Add(opts.Workers)
 	for range opts.Workers {
 		go p.worker()
 	}
-	return p
+	return p, nil
 }
 
 // DefaultRetryable is the default Options.Retryable: every error but
@@ -203,9 +216,10 @@ func DefaultRetryable(err error) bool {
 // joins the in-flight fetch of the key (on demand or readahead) or starts one
 // at once, ahead of any queued readahead. The caller releases the handle.
 //
-// When ctx ends Get returns ctx's error; the fetch goes on for other waiters
-// and readahead, and is cancelled otherwise. Fetch errors are returned
-// wrapped, so errors.Is finds the error Fetch returned.
+// When ctx ends Get returns ctx's error. The fetch goes on, unless ctx's
+// deadline passed and nobody else wants it (see the package comment,
+// Cancellation). Fetch errors are returned wrapped, so errors.Is finds the
+// error Fetch returned.
 func (p *Prefetcher) Get(ctx context.Context, req Request) (*blobcache.Handle, error) {
 	if req.Fetch == nil {
 		return nil, fmt.Errorf("prefetch %s: Request.Fetch is nil", req.name())
@@ -276,7 +290,8 @@ func (p *Prefetcher) wait(ctx context.Context, c *call) (*blobcache.Handle, erro
 		if c.finished && c.waiters == 0 {
 			release = c.h
 		}
-		abandon := !c.finished && c.waiters == 0 && !c.readahead
+		gaveUp := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		abandon := gaveUp && !c.finished && c.waiters == 0 && !c.readahead
 		if abandon && p.calls[c.key] == c {
 			delete(p.calls, c.key) // a later Get starts afresh
 			p.notifyLocked()
@@ -327,11 +342,13 @@ func (p *Prefetcher) execute(c *call) {
 	case fetched:
 		p.stats.Fetched++
 	}
+	charged := false
 	if we := p.window[c.key]; c.windowed && we != nil {
 		p.windowBytes -= we.bytes
 		if fetched && !we.read {
 			we.bytes, we.fetched = h.Size(), true
 			p.windowBytes += we.bytes
+			charged = true
 		} else {
 			delete(p.window, c.key) // failed, already read, or cached by someone else
 		}
@@ -339,6 +356,11 @@ func (p *Prefetcher) execute(c *call) {
 	waiters := c.waiters
 	p.notifyLocked()
 	p.mu.Unlock()
+	if charged && !p.cache.Contains(c.key) {
+		// Removed between the fill and the charge above: its OnEvict call
+		// found nothing to release.
+		p.evicted(c.key, h.Size())
+	}
 	close(c.done)
 	if waiters == 0 && h != nil {
 		h.Release()
@@ -377,7 +399,7 @@ func (p *Prefetcher) fetch(ctx context.Context, req Request) (h *blobcache.Handl
 // Enqueue appends readahead requests to the queue, in order. Requests for
 // keys already queued, in flight, prefetched and unread, or cached are
 // skipped, as are requests larger than the window. A request for a key that
-// an on-demand Get is fetching makes that fetch outlive its Get.
+// an on-demand Get is fetching makes that fetch outlive the Get's deadline.
 func (p *Prefetcher) Enqueue(reqs []Request) {
 	fresh := make([]Request, 0, len(reqs))
 	for _, r := range reqs {
@@ -408,33 +430,6 @@ func (p *Prefetcher) Enqueue(reqs []Request) {
 	p.notifyLocked()
 }
 
-// Cancel drops the queued readahead requests whose key matches filter.
-// In-flight fetches are not affected.
-func (p *Prefetcher) Cancel(filter func(blobcache.Key) bool) {
-	p.mu.Lock()
-	var keys []blobcache.Key
-	for k := range p.queued {
-		keys = append(keys, k)
-	}
-	p.mu.Unlock()
-	// filter is the caller's code: run it without the lock.
-	var drop []blobcache.Key
-	for _, k := range keys {
-		if filter(k) {
-			drop = append(drop, k)
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, k := range drop {
-		if el := p.queued[k]; el != nil {
-			p.queue.Remove(el)
-			delete(p.queued, k)
-		}
-	}
-	p.notifyLocked()
-}
-
 // Stats returns a snapshot of the counters.
 func (p *Prefetcher) Stats() Stats {
 	p.mu.Lock()
@@ -461,6 +456,7 @@ func (p *Prefetcher) Close() {
 	clear(p.queued)
 	p.notifyLocked()
 	p.mu.Unlock()
+	p.stopEvict()
 	p.cancel(ErrClosed)
 	p.wg.Wait()
 }
@@ -472,12 +468,29 @@ func (p *Prefetcher) consumeLocked(key blobcache.Key) {
 	switch {
 	case we == nil:
 	case we.fetched:
-		delete(p.window, key)
-		p.windowBytes -= we.bytes
-		p.notifyLocked()
+		p.releaseLocked(key, we)
 	default:
 		we.read = true
 	}
+}
+
+// evicted is the cache's OnEvict function: a prefetched blob that left the
+// cache unread no longer takes room in the window. A readahead still in
+// flight keeps its charge: the blob that left is an older one.
+func (p *Prefetcher) evicted(key blobcache.Key, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if we := p.window[key]; we != nil && we.fetched {
+		p.releaseLocked(key, we)
+	}
+}
+
+// releaseLocked drops the window charge of a fetched readahead and wakes
+// the workers. p.mu must be held.
+func (p *Prefetcher) releaseLocked(key blobcache.Key, we *windowEntry) {
+	delete(p.window, key)
+	p.windowBytes -= we.bytes
+	p.notifyLocked()
 }
 
 // notifyLocked wakes every goroutine waiting for a change. p.mu must be held.
@@ -506,7 +519,9 @@ func (p *Prefetcher) worker() {
 
 // next blocks until the head of the queue fits in the window, and returns it
 // as a registered readahead call holding its window reservation; ok is
-// false once the Prefetcher is closed.
+// false once the Prefetcher is closed. It waits for p.changed: whatever frees
+// window room (a Get reading a prefetched blob, the cache evicting one, a
+// fetch ending) or adds to the queue signals it.
 func (p *Prefetcher) next() (c *call, ok bool) {
 	p.mu.Lock()
 	for {
@@ -514,7 +529,6 @@ func (p *Prefetcher) next() (c *call, ok bool) {
 			p.mu.Unlock()
 			return nil, false
 		}
-		blocked := false
 		if el := p.queue.Front(); el != nil {
 			req := el.Value.(Request)
 			if p.calls[req.Key] != nil || p.window[req.Key] != nil {
@@ -534,28 +548,12 @@ func (p *Prefetcher) next() (c *call, ok bool) {
 				p.mu.Unlock()
 				return c, true
 			}
-			blocked = true
 		}
 		changed := p.changed
 		p.mu.Unlock()
-
-		if blocked && p.sweep() {
-			p.mu.Lock()
-			continue
-		}
-		var tick <-chan time.Time
-		var t *time.Timer
-		if blocked {
-			t = time.NewTimer(recheckEvery)
-			tick = t.C
-		}
 		select {
 		case <-changed:
-		case <-tick:
 		case <-p.ctx.Done():
-		}
-		if t != nil {
-			t.Stop()
 		}
 		p.mu.Lock()
 	}
@@ -566,49 +564,4 @@ func (p *Prefetcher) fitsLocked(size int64) bool {
 		return p.windowBytes < p.limit
 	}
 	return p.windowBytes+size <= p.limit
-}
-
-// sweep releases the window charge of prefetched blobs the cache no longer
-// holds. It does the work only when the cache evicted or removed something
-// since the last sweep, and reports whether it released anything.
-func (p *Prefetcher) sweep() bool {
-	st := p.cache.Stats()
-	gen := st.Evictions + st.Removed
-	p.mu.Lock()
-	if gen == p.sweptGen {
-		p.mu.Unlock()
-		return false
-	}
-	p.sweptGen = gen
-	var keys []blobcache.Key
-	for k, we := range p.window {
-		if we.fetched {
-			keys = append(keys, k)
-		}
-	}
-	p.mu.Unlock()
-
-	var gone []blobcache.Key
-	for _, k := range keys {
-		if !p.cache.Contains(k) {
-			gone = append(gone, k)
-		}
-	}
-	if len(gone) == 0 {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	released := false
-	for _, k := range gone {
-		if we := p.window[k]; we != nil && we.fetched {
-			delete(p.window, k)
-			p.windowBytes -= we.bytes
-			released = true
-		}
-	}
-	if released {
-		p.notifyLocked()
-	}
-	return released
 }

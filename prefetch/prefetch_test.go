@@ -31,7 +31,10 @@ func newCache(t *testing.T, maxBytes int64) *blobcache.Cache {
 func newPrefetcher(t *testing.T, opts Options) *Prefetcher {
 	t.Helper()
 	opts.Logger = discard
-	p := New(opts)
+	p, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	p.backoff = time.Millisecond
 	t.Cleanup(p.Close)
 	return p
@@ -207,13 +210,9 @@ func TestEnqueueOrderAndDedup(t *testing.T) {
 	if got := p.Stats().Queued; got != 5 {
 		t.Errorf("queued after duplicates of queued, in-flight and cached keys: got %d, want 5 (2 3 4 5 6)", got)
 	}
-	p.Cancel(func(k blobcache.Key) bool { return k == key(5) })
-	if got := p.Stats().Queued; got != 4 {
-		t.Errorf("queued after Cancel: got %d, want 4", got)
-	}
 	close(src.gate)
 	eventually(t, "the queue to drain", func() bool { st := p.Stats(); return st.Queued == 0 && st.InFlight == 0 })
-	want := []blobcache.Key{key(1), key(2), key(3), key(4), key(6)}
+	want := []blobcache.Key{key(1), key(2), key(3), key(4), key(5), key(6)}
 	src.mu.Lock()
 	got := src.order
 	src.mu.Unlock()
@@ -298,25 +297,74 @@ func TestReadaheadWindow(t *testing.T) {
 	}
 }
 
+// TestWindowReleasedByEviction checks that a prefetched blob the cache lets
+// go unread gives its window room back through the cache's OnEvict call,
+// before the Remove or Fill that evicted it returns (no timer, no polling),
+// and that a worker waiting for room then goes on.
 func TestWindowReleasedByEviction(t *testing.T) {
-	c := newCache(t, 1000)
-	p := newPrefetcher(t, Options{Cache: c, Workers: 2})
-	src := newSource()
-	var reqs []Request
-	for i := range 10 {
-		reqs = append(reqs, src.req(i, 100))
+	// A 1000-byte cache: the window holds 250 bytes, two 100-byte blobs.
+	tests := []struct {
+		name       string
+		evict      func(t *testing.T, c *blobcache.Cache)
+		wantWindow int64
+	}{
+		{"removed", func(t *testing.T, c *blobcache.Cache) { c.Remove(key(0)) }, 100},
+		{"evicted by a fill", func(t *testing.T, c *blobcache.Cache) {
+			h, err := c.Fill(context.Background(), key(100), 1000, func(_ context.Context, w io.Writer) error {
+				_, err := w.Write(data(100, 1000))
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Release()
+		}, 0},
 	}
-	p.Enqueue(reqs)
-	eventually(t, "the window to fill", func() bool { return p.Stats().Fetched == 2 })
-	time.Sleep(10 * time.Millisecond)
-	if got := p.Stats().Fetched; got != 2 {
-		t.Fatalf("fetched with a full window: got %d, want 2", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t, 1000)
+			p := newPrefetcher(t, Options{Cache: c, Workers: 2})
+			src := newSource()
+			p.Enqueue([]Request{src.req(0, 100), src.req(1, 100)})
+			eventually(t, "both readaheads", func() bool { st := p.Stats(); return st.Fetched == 2 && st.InFlight == 0 })
+			if got := p.Stats().WindowBytes; got != 200 {
+				t.Fatalf("window with two unread blobs: got %d, want 200", got)
+			}
+			tt.evict(t, c)
+			if got := p.Stats().WindowBytes; got != tt.wantWindow {
+				t.Errorf("window as the eviction returns: got %d bytes, want %d", got, tt.wantWindow)
+			}
+		})
 	}
-	c.Remove(key(0)) // e.g. the fs invalidated it
-	eventually(t, "the window to notice the removal", func() bool { return p.Stats().Fetched == 3 })
-	if got := p.Stats().WindowBytes; got != 200 {
-		t.Errorf("window after the removal and one more readahead: got %d, want 200", got)
-	}
+
+	t.Run("a worker waiting for room goes on", func(t *testing.T) {
+		c := newCache(t, 1000)
+		p := newPrefetcher(t, Options{Cache: c, Workers: 2})
+		src := newSource()
+		p.Enqueue([]Request{src.req(0, 100), src.req(1, 100), src.req(2, 100)})
+		eventually(t, "the window to fill", func() bool { st := p.Stats(); return st.Fetched == 2 && st.InFlight == 0 })
+		if st := p.Stats(); st.Queued != 1 || src.count(key(2)) != 0 {
+			t.Fatalf("with a full window: got %d queued and blob 2 fetched %d times, want 1 and 0", st.Queued, src.count(key(2)))
+		}
+		c.Remove(key(0))
+		eventually(t, "the third readahead", func() bool { return c.Contains(key(2)) })
+		if got := p.Stats().WindowBytes; got != 200 {
+			t.Errorf("window after the removal and one more readahead: got %d, want 200", got)
+		}
+	})
+
+	t.Run("after Close the cache no longer calls the prefetcher", func(t *testing.T) {
+		c := newCache(t, 1000)
+		p := newPrefetcher(t, Options{Cache: c, Workers: 2})
+		src := newSource()
+		p.Enqueue([]Request{src.req(0, 100)})
+		eventually(t, "the readahead", func() bool { st := p.Stats(); return st.Fetched == 1 && st.InFlight == 0 })
+		p.Close()
+		c.Remove(key(0))
+		if got := p.Stats().WindowBytes; got != 100 {
+			t.Errorf("window of a closed prefetcher after an eviction: got %d, want 100 (unchanged)", got)
+		}
+	})
 }
 
 func TestRetries(t *testing.T) {
@@ -408,8 +456,31 @@ func (b *blocker) wasCancelled() bool {
 	}
 }
 
+// deadlineCtx is a context whose deadline passes when expire is called.
+type deadlineCtx struct {
+	context.Context // values
+	done            chan struct{}
+}
+
+func newDeadlineCtx() *deadlineCtx {
+	return &deadlineCtx{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c *deadlineCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (c *deadlineCtx) expire() { close(c.done) }
+
 func TestCancelSemantics(t *testing.T) {
-	t.Run("last waiter leaves: fetch cancelled", func(t *testing.T) {
+	t.Run("the last waiter leaves: the fetch goes on and fills the cache", func(t *testing.T) {
 		c := newCache(t, 1<<20)
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
@@ -421,22 +492,114 @@ func TestCancelSemantics(t *testing.T) {
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("Get: got %v, want context.Canceled", err)
 		}
+		close(b.release)
+		eventually(t, "the fetch to end", func() bool { return p.Stats().InFlight == 0 })
+		if b.wasCancelled() {
+			t.Errorf("fetch cancelled when its only waiter left")
+		}
+		if !c.Contains(key(1)) {
+			t.Errorf("the fetch nobody waited for: not cached")
+		}
+		if st := c.Stats(); st.Pinned != 0 {
+			t.Errorf("pinned blobs after the fetch ended: got %d, want 0", st.Pinned)
+		}
+	})
+
+	t.Run("an interrupted Get that asks again joins the same fetch", func(t *testing.T) {
+		// An interrupted open: the kernel cancels the FUSE request, the
+		// reader's libc or Go runtime restarts the system call at once.
+		c := newCache(t, 1<<20)
+		p := newPrefetcher(t, Options{Cache: c})
+		b := newBlocker()
+		var fetches atomic.Int32
+		req := b.req(1)
+		fetch := req.Fetch
+		req.Fetch = func(ctx context.Context, w io.Writer) error {
+			fetches.Add(1)
+			return fetch(ctx, w)
+		}
+		for i := range uint64(3) {
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { _, err := p.Get(ctx, req); errc <- err }()
+			if i == 0 {
+				<-b.started
+			} else {
+				eventually(t, "the Get to join the fetch", func() bool { return p.Stats().Joined == i })
+			}
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted Get: got %v, want context.Canceled", err)
+			}
+		}
+		type result struct {
+			h   *blobcache.Handle
+			err error
+		}
+		again := make(chan result, 1)
+		go func() { h, err := p.Get(context.Background(), req); again <- result{h, err} }()
+		eventually(t, "the Gets to join the fetch", func() bool { return p.Stats().Joined == 3 })
+		close(b.release)
+		r := <-again
+		if r.err != nil {
+			t.Fatalf("Get after three interruptions: %v", r.err)
+		}
+		if got := readAll(t, r.h); !bytes.Equal(got, data(1, 10)) {
+			t.Errorf("Get after three interruptions: wrong content")
+		}
+		r.h.Release()
+		if got := fetches.Load(); got != 1 {
+			t.Errorf("fetches for four Gets of one key, three of them interrupted: got %d, want 1", got)
+		}
+	})
+
+	t.Run("the last waiter's deadline passes: the fetch is cancelled", func(t *testing.T) {
+		c := newCache(t, 1<<20)
+		p := newPrefetcher(t, Options{Cache: c})
+		b := newBlocker()
+		ctx := newDeadlineCtx()
+		errc := make(chan error, 1)
+		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		<-b.started
+		ctx.expire()
+		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
+		}
 		select {
 		case <-b.cancelled:
 		case <-time.After(5 * time.Second):
-			t.Fatal("fetch not cancelled after its only waiter left")
+			t.Fatal("fetch not cancelled after its only waiter gave up")
 		}
 		eventually(t, "the call to end", func() bool { return p.Stats().InFlight == 0 })
 		if c.Contains(key(1)) {
 			t.Errorf("cancelled fetch was cached")
 		}
 		// A later Get starts afresh.
-		src := newSource()
-		h, err := p.Get(context.Background(), src.req(1, 10))
+		h, err := p.Get(context.Background(), newSource().req(1, 10))
 		if err != nil {
 			t.Fatalf("Get after the cancelled fetch: %v", err)
 		}
 		h.Release()
+	})
+
+	t.Run("readahead of a key being fetched by a Get outlives the Get's deadline", func(t *testing.T) {
+		c := newCache(t, 1<<20)
+		p := newPrefetcher(t, Options{Cache: c})
+		b := newBlocker()
+		ctx := newDeadlineCtx()
+		errc := make(chan error, 1)
+		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		<-b.started
+		p.Enqueue([]Request{b.req(1)})
+		ctx.expire()
+		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
+		}
+		close(b.release)
+		eventually(t, "the fetch to finish", func() bool { return c.Contains(key(1)) })
+		if b.wasCancelled() {
+			t.Errorf("fetch cancelled although readahead asked for it")
+		}
 	})
 
 	t.Run("one of two waiters leaves: fetch goes on", func(t *testing.T) {
@@ -496,24 +659,6 @@ func TestCancelSemantics(t *testing.T) {
 		}
 	})
 
-	t.Run("readahead of a key being fetched by a Get keeps the fetch", func(t *testing.T) {
-		c := newCache(t, 1<<20)
-		p := newPrefetcher(t, Options{Cache: c})
-		b := newBlocker()
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
-		<-b.started
-		p.Enqueue([]Request{b.req(1)})
-		cancel()
-		<-errc
-		close(b.release)
-		eventually(t, "the fetch to finish", func() bool { return c.Contains(key(1)) })
-		if b.wasCancelled() {
-			t.Errorf("fetch cancelled although readahead asked for it")
-		}
-	})
-
 	t.Run("fetch errors are wrapped", func(t *testing.T) {
 		c := newCache(t, 1<<20)
 		p := newPrefetcher(t, Options{Cache: c, Retries: -1})
@@ -528,7 +673,10 @@ func TestCancelSemantics(t *testing.T) {
 func TestCloseStopsEverything(t *testing.T) {
 	c := newCache(t, 1<<20)
 	base := runtime.NumGoroutine()
-	p := New(Options{Cache: c, Workers: 8, Logger: discard})
+	p, err := New(Options{Cache: c, Workers: 8, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var blockers []*blocker
 	var reqs []Request
 	for i := range 50 {

@@ -42,12 +42,21 @@ return 0
 // OpTimeout. It returns false when another holder has it, when ttl is not
 // positive, and when the tier is down or fails (Up tells which): a caller
 // that cannot have the lease either waits for the holder's result or, if the
-// tier is down, does the work itself.
+// tier is down, does the work itself. TryLease tells the two apart.
 func (t *Tier) Lease(ctx context.Context, name string, ttl time.Duration) (*Lease, bool) {
+	l, _ := t.TryLease(ctx, name, ttl)
+	return l, l != nil
+}
+
+// TryLease is Lease, with held reporting that another holder has the lease
+// (the server said so). When l is nil and held is false the tier failed
+// (down, refusing writes, too slow): a caller should not wait for a holder
+// that may not exist, and does the work itself.
+func (t *Tier) TryLease(ctx context.Context, name string, ttl time.Duration) (l *Lease, held bool) {
 	if ttl <= 0 || !t.admit(ctx) {
 		return nil, false
 	}
-	l := &Lease{t: t, key: t.leaseKey(name), token: rand.Text()}
+	l = &Lease{t: t, key: t.leaseKey(name), token: rand.Text()}
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, t.opts.OpTimeout)
 	defer cancel()
@@ -58,9 +67,9 @@ func (t *Tier) Lease(ctx context.Context, name string, ttl time.Duration) (*Leas
 	}
 	t.answered(start)
 	if !got {
-		return nil, false
+		return nil, true
 	}
-	return l, true
+	return l, false
 }
 
 // Extend sets the lease's remaining time to ttl if it is still held by l,

@@ -464,6 +464,9 @@ func TestLeaseIsExclusiveAcrossTiers(t *testing.T) {
 	if _, ok := nodeB.Lease(ctx, "export/ds", time.Minute); ok {
 		t.Fatal("node B: got the lease node A holds")
 	}
+	if l, held := nodeB.TryLease(ctx, "export/ds", time.Minute); l != nil || !held {
+		t.Fatalf("node B: TryLease of node A's lease = %v, held %v; want nil, held", l, held)
+	}
 	if !a.Extend(ctx, 5*time.Minute) {
 		t.Fatal("node A: Extend of its own lease failed")
 	}
@@ -671,5 +674,16 @@ func TestStaysInsideItsACLPattern(t *testing.T) {
 	defer asA.Close()
 	if err := asA.Get(ctx, orgB.blobKey("b-blob")).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("org A reading org B's key: got %v, want NOPERM", err)
+	}
+}
+
+// TestTryLeaseTellsAFailureFromAHolder: a tier that cannot reach its server
+// reports no holder, so the caller does the work instead of waiting.
+func TestTryLeaseTellsAFailureFromAHolder(t *testing.T) {
+	srv := redistest.Start(t)
+	tier, _ := newTier(t, srv.URL(), Options{})
+	srv.Kill()
+	if l, held := tier.TryLease(context.Background(), "export/ds", time.Minute); l != nil || held {
+		t.Errorf("TryLease with the server gone = %v, held %v; want nil, not held", l, held)
 	}
 }

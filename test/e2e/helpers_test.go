@@ -4,17 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -59,6 +64,9 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(childReadEnv); path != "" {
+		os.Exit(childRead(path))
+	}
 	dir, err := os.MkdirTemp("", "pictofs-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -73,6 +81,92 @@ func TestMain(m *testing.M) {
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// childReadEnv makes the test binary run childRead on the path it names
+// instead of the tests.
+const childReadEnv = "PICTOFS_E2E_CHILD_READ"
+
+// childRead reads path in a process of its own, for readReader. It catches
+// SIGUSR1, so that the signal interrupts its system calls rather than
+// killing it (Go's os.Open restarts an open that fails with EINTR). It
+// prints the id of the thread that opens path, then "sha256 <hex>" of the
+// bytes it read or "errno <n> <error>", and returns the exit code.
+func childRead(path string) int {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR1)
+	runtime.LockOSThread()
+	fmt.Println(syscall.Gettid())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var errno syscall.Errno
+		errors.As(err, &errno)
+		fmt.Printf("errno %d %v\n", errno, err)
+		return 1
+	}
+	fmt.Printf("sha256 %x\n", sha256.Sum256(b))
+	return 0
+}
+
+// reader is a child process reading one file of a mount (childRead). A
+// read timed by a test runs there rather than in the test process: every
+// child process the tests start sends that one a SIGCHLD when it exits,
+// which interrupts a FUSE request in flight on whichever thread takes it,
+// and the open then starts over.
+type reader struct {
+	cmd   *exec.Cmd
+	out   *bufio.Reader
+	tid   int // the thread that opens the file
+	start time.Time
+}
+
+// startReader starts a reader of path and waits for its thread id.
+func startReader(t *testing.T, path string) *reader {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childReadEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &reader{cmd: cmd, out: bufio.NewReader(stdout), start: time.Now()}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := r.out.ReadString('\n')
+	if r.tid, _ = strconv.Atoi(strings.TrimSpace(line)); err != nil || r.tid == 0 {
+		t.Fatalf("reader process: got %q, %v; want its thread id", line, err)
+	}
+	return r
+}
+
+// result waits for the reader to exit and returns the SHA-256 of what it
+// read, or the errno of its failure, and how long it ran.
+func (r *reader) result(t *testing.T) (sum [sha256.Size]byte, errno syscall.Errno, took time.Duration) {
+	t.Helper()
+	line, _ := r.out.ReadString('\n')
+	r.cmd.Wait()
+	took = time.Since(r.start)
+	kind, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch kind {
+	case "sha256":
+		if b, err := hex.DecodeString(rest); err == nil && len(b) == sha256.Size {
+			copy(sum[:], b)
+			return sum, 0, took
+		}
+	case "errno":
+		n, msg, _ := strings.Cut(rest, " ")
+		if v, err := strconv.Atoi(n); err == nil && v != 0 {
+			return sum, syscall.Errno(v), took
+		}
+		t.Fatalf("reader process failed without an errno: %s", msg)
+	}
+	t.Fatalf("reader process said %q", line)
+	return sum, 0, took
 }
 
 // trackMount records a mount point made by a test, for the final check.
@@ -339,15 +433,55 @@ func startServer(t *testing.T, opts devserver.Options) *devserver.Server {
 	return srv
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+// stableAddr returns a free loopback address for a server that a test
+// stops and starts again on the same address. Its port lies outside the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range): a port from that
+// range, once its server is down, can be handed to any outgoing connection
+// on the machine, and stays taken through that connection's TIME_WAIT
+// (60 s), so the restart would fail with EADDRINUSE. Ports outside the range
+// are given only to those who ask for them by number.
+func stableAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := 32768, 60999 // the kernel's default range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &lo, &hi)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	// Below the range, above the well-known and commonly configured ports;
+	// or above the range.
+	var candidates [][2]int
+	if lo > 20000 {
+		candidates = append(candidates, [2]int{20000, lo - 1})
+	}
+	if hi < 65000 {
+		candidates = append(candidates, [2]int{hi + 1, 65535})
+	}
+	if len(candidates) == 0 {
+		t.Fatalf("the ephemeral port range %d-%d leaves no port outside it for a server to restart on", lo, hi)
+	}
+	for range 100 {
+		r := candidates[rand.IntN(len(candidates))]
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r[0]+rand.IntN(r[1]-r[0]+1)))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatalf("no free port outside the ephemeral range %d-%d after 100 tries", lo, hi)
+	return ""
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test if it
+// does not within timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // ---- mounts ----
@@ -411,8 +545,11 @@ func mount(t *testing.T, baseURL string, cfg mountCfg) *testMount {
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)
 	}
-	pf := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
+	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
 		Retryable: catalog.RetryableFetch, Logger: cfg.logger})
+	if err != nil {
+		t.Fatalf("prefetch.New: %v", err)
+	}
 	catOpts := catalog.Options{
 		API:        api,
 		Cache:      cache,
@@ -481,6 +618,13 @@ func (tl *tally) String() string {
 	defer tl.mu.Unlock()
 	return fmt.Sprintf("files read %d, failed %d, bytes verified %d, slowest read %v, errors %v",
 		tl.files, tl.failed, tl.bytes, tl.slowest.Round(time.Millisecond), tl.errnos)
+}
+
+// read returns the number of files read correctly so far.
+func (tl *tally) read() int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return tl.files
 }
 
 // check reads one file and compares it with want, counting the result.
