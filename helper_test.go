@@ -116,7 +116,7 @@ func TestMountConfigCheck(t *testing.T) {
 		{"zero cache", func(c *mountConfig) { c.CacheSize = "0" }, "must be above zero"},
 		{"min free", func(c *mountConfig) { c.CacheMinFree = 1 }, "--cache-min-free 1"},
 		{"workers", func(c *mountConfig) { c.PrefetchWorkers = 0 }, "--prefetch-workers 0"},
-		{"status", func(c *mountConfig) { c.StatusFilter = "done" }, `--status "done": want one of new, annotate, review, complete`},
+		{"status", func(c *mountConfig) { c.StatusFilter = "done" }, `--status: status "done": want one of new, annotate, review, complete`},
 		{"list ttl", func(c *mountConfig) { c.ListTTL = -time.Second }, "--list-ttl: list TTL -1s"},
 		{"uid", func(c *mountConfig) { c.UID = -2 }, "--uid -2"},
 		{"log format", func(c *mountConfig) { c.Log.Format = "xml" }, `--log-format "xml"`},
