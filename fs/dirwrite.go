@@ -355,3 +355,27 @@ func (n *imageNode) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *
 func (n *datasetJSONNode) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return n.fs.refuse()
 }
+
+func (n *datasetNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, n.fs.refuse()
+}
+
+func (n *datasetNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, n.fs.refuse()
+}
+
+func (n *datasetNode) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, n.fs.refuse()
+}
+
+func (r *rootNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, r.fs.refuse()
+}
+
+func (r *rootNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, r.fs.refuse()
+}
+
+func (r *rootNode) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, r.fs.refuse()
+}
