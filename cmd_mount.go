@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -197,6 +198,9 @@ func startMount(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) {
 	if err := d.startServices(); err != nil {
 		return nil, err
 	}
+	// Images an earlier mount staged and could not upload (it was killed):
+	// upload them now, or say where they are kept.
+	d.cat.StartRecovery()
 	s.log.Info("mounted", logKeyMountpoint, d.m.Dir(), "api", s.api.BaseURL().Host, "organization", d.org.Name,
 		"cache", s.cfg.CacheDir, "cache_cap", s.cfg.CacheBytes, "passthrough", d.m.Passthrough(), "pid", os.Getpid())
 	return d, nil
@@ -251,6 +255,7 @@ func openCatalog(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) 
 		AnnotationTTL: s.cfg.AnnotationTTL,
 		WaitTimeout:   s.cfg.WaitTimeout,
 		Bulk:          catalog.BulkOptions{Disable: !s.cfg.BulkAnnotations, Wait: noWaitIfZero(s.cfg.ExportWait)},
+		Writes:        writeOptions(s.cfg),
 		Logger:        s.log,
 	})
 	if err != nil {
@@ -258,6 +263,20 @@ func openCatalog(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) 
 	}
 	d.warmer = catalogWarmer{cat: d.cat}
 	return d, nil
+}
+
+// writeOptions are the catalog's write options: files being written are
+// staged in the cache directory (in a folder the cache itself never uses),
+// unless the mount is read-only.
+func writeOptions(cfg mountConfig) catalog.WriteOptions {
+	if cfg.ReadOnly {
+		return catalog.WriteOptions{}
+	}
+	return catalog.WriteOptions{
+		StagingDir:   filepath.Join(cfg.CacheDir, "staging"),
+		AllowDelete:  cfg.AllowDelete,
+		MaxFileBytes: cfg.MaxUploadBytes,
+	}
 }
 
 // close releases what startMount opened, in reverse order. The mount must

@@ -23,6 +23,7 @@ import (
 const (
 	defaultShutdownGrace = 10 * time.Second
 	defaultCacheSize     = "10GiB"
+	defaultMaxUploadSize = "100MiB"
 )
 
 // mountConfig is everything `pictofs mount` is told, from flags and the
@@ -48,6 +49,9 @@ type mountConfig struct {
 	ExportWait      time.Duration
 	WaitTimeout     time.Duration
 	ReadOnly        bool
+	AllowDelete     bool
+	MaxUploadSize   string // as given; MaxUploadBytes after check
+	MaxUploadBytes  int64
 	AllowOther      bool
 	UID, GID        int // -1: the mounting user's
 	Passthrough     bool
@@ -107,7 +111,9 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.BoolFlag{Name: "bulk-annotations", Value: true, Usage: "serve annotation documents from one annotations-only export per dataset (a few API requests) instead of one request each; --bulk-annotations=false turns it off", EnvVars: []string{"PICTOFS_BULK_ANNOTATIONS"}},
 		&cli.DurationFlag{Name: "export-wait", Value: 5 * time.Second, Usage: "how long a document read waits for its dataset's export to finish building before it costs a per-image request (0: no wait)", EnvVars: []string{"PICTOFS_EXPORT_WAIT"}},
 		&cli.DurationFlag{Name: "wait-timeout", Value: 30 * time.Second, Usage: "longest a listing, stat or document open waits on the API (rate limits, retries, a slow server) before it fails with ETIMEDOUT or EAGAIN", EnvVars: []string{"PICTOFS_WAIT_TIMEOUT"}},
-		&cli.BoolFlag{Name: "read-only", Usage: "mount read-only: mkdir, rmdir and mv of datasets fail with EROFS", EnvVars: []string{"PICTOFS_READ_ONLY"}},
+		&cli.BoolFlag{Name: "read-only", Usage: "refuse every change with EROFS, mkdir, rmdir and mv of datasets too (without it, the default, new files under images/ upload on close and annotation documents save on close; nothing on the server can be lost: images are never overwritten and removing needs --allow-delete)", EnvVars: []string{"PICTOFS_READ_ONLY"}},
+		&cli.BoolFlag{Name: "allow-delete", Usage: "let rm archive images and clear annotation documents, and rmdir remove folders that held images (without it they fail with EPERM); rmdir of a dataset that holds any image, archived or not, fails either way", EnvVars: []string{"PICTOFS_ALLOW_DELETE"}},
+		&cli.StringFlag{Name: "max-upload-size", Value: defaultMaxUploadSize, Usage: "largest file written through the mount; writing past it fails with EFBIG", EnvVars: []string{"PICTOFS_MAX_UPLOAD_SIZE"}},
 		&cli.BoolFlag{Name: "allow-other", Usage: "let other users access the mount", EnvVars: []string{"PICTOFS_ALLOW_OTHER"}},
 		&cli.IntFlag{Name: "uid", Value: -1, DefaultText: "the mounting user", Usage: "owner of every file", EnvVars: []string{"PICTOFS_UID"}},
 		&cli.IntFlag{Name: "gid", Value: -1, DefaultText: "the mounting user's group", Usage: "group of every file", EnvVars: []string{"PICTOFS_GID"}},
@@ -140,6 +146,8 @@ func mountConfigFrom(cc *cli.Context, mountpoint string) mountConfig {
 		ExportWait:         cc.Duration("export-wait"),
 		WaitTimeout:        cc.Duration("wait-timeout"),
 		ReadOnly:           cc.Bool("read-only"),
+		AllowDelete:        cc.Bool("allow-delete"),
+		MaxUploadSize:      cc.String("max-upload-size"),
 		AllowOther:         cc.Bool("allow-other"),
 		UID:                cc.Int("uid"),
 		GID:                cc.Int("gid"),
@@ -188,6 +196,15 @@ func (c *mountConfig) check() error {
 	}
 	if err != nil {
 		return fmt.Errorf("--cache-size %q: %w", c.CacheSize, err)
+	}
+	if c.MaxUploadSize == "" {
+		c.MaxUploadSize = defaultMaxUploadSize
+	}
+	if c.MaxUploadBytes, err = units.ParseBytes(c.MaxUploadSize); err == nil && c.MaxUploadBytes == 0 {
+		err = errors.New("must be above zero")
+	}
+	if err != nil {
+		return fmt.Errorf("--max-upload-size %q: %w", c.MaxUploadSize, err)
 	}
 	if c.SharedCacheMaxBlob == "" {
 		c.SharedCacheMaxBlob = "8MiB"

@@ -48,7 +48,7 @@ func (d Doc) Release() {
 // or one fetched before. Listings use it, so that naming documents never
 // costs one.
 func (c *Catalog) KnownAnnotationSize(ds *Dataset, im *Image) (int64, bool) {
-	if im.annCount == 0 {
+	if ds.annotationCount(im) == 0 {
 		return emptyAnnotationDocSize(im.filename), true
 	}
 	if ref, ok := c.exportDoc(ds, im); ok {
@@ -78,7 +78,7 @@ func (c *Catalog) AnnotationSize(ctx context.Context, ds *Dataset, im *Image) (i
 // OpenAnnotation returns an image's document.
 func (c *Catalog) OpenAnnotation(ctx context.Context, ds *Dataset, im *Image) (Doc, error) {
 	c.noteDocumentNeed(ds)
-	if im.annCount == 0 {
+	if ds.annotationCount(im) == 0 {
 		c.stats.docsEmpty.Add(1)
 		return Doc{Data: emptyAnnotationDoc(im.filename)}, nil
 	}
@@ -120,7 +120,7 @@ func (c *Catalog) noteDocumentNeed(ds *Dataset) {
 // document through the per-image route.
 func (c *Catalog) annotationRequest(ds *Dataset, im *Image) prefetch.Request {
 	return prefetch.Request{
-		Key:    blobcache.KeyOf(c.opts.Namespace, "annotation", ds.id, im.id),
+		Key:    c.annotationKey(ds, im),
 		Size:   -1,
 		Name:   im.name + ".json",
 		MaxAge: c.opts.AnnotationTTL,
@@ -147,7 +147,7 @@ func (c *Catalog) annotationRequest(ds *Dataset, im *Image) prefetch.Request {
 // not cached), only while the budget has room, and never while an export
 // that will cover it is building.
 func (c *Catalog) documentAhead(ds *Dataset, im *Image) {
-	if im.annCount == 0 || !ds.docsRead.Load() {
+	if ds.annotationCount(im) == 0 || !ds.docsRead.Load() {
 		return
 	}
 	if _, ok := c.exportDoc(ds, im); ok || c.exportBuilding(ds) {

@@ -188,12 +188,16 @@ func (c *Catalog) exportDoc(ds *Dataset, im *Image) (docRef, bool) {
 	b := &ds.bulk
 	b.mu.Lock()
 	snap := b.snap
+	var ref docRef
+	var ok bool
+	if snap != nil {
+		ref, ok = snap.docs[im.id] // under b.mu: forgetExportDocument deletes from it
+	}
 	b.mu.Unlock()
-	if !c.fresh(snap) {
+	if !ok || !c.fresh(snap) || ds.documentEdited(im) {
 		return docRef{}, false
 	}
-	ref, ok := snap.docs[im.id]
-	return ref, ok
+	return ref, true
 }
 
 // exportBuilding reports whether a build runs that will give the dataset a
@@ -244,12 +248,13 @@ func (c *Catalog) documentFromExport(ds *Dataset, im *Image) (doc Doc, ok bool, 
 	b := &ds.bulk
 	b.mu.Lock()
 	snap := b.snap
-	b.mu.Unlock()
-	if !c.fresh(snap) {
-		return Doc{}, false, nil
+	var ref docRef
+	var found bool
+	if snap != nil {
+		ref, found = snap.docs[im.id] // under b.mu: forgetExportDocument deletes from it
 	}
-	ref, found := snap.docs[im.id]
-	if !found || !snap.acquire() {
+	b.mu.Unlock()
+	if !found || !c.fresh(snap) || ds.documentEdited(im) || !snap.acquire() {
 		return Doc{}, false, nil
 	}
 	data, err := readMember(snap.h, ref)

@@ -48,6 +48,8 @@ type Catalog struct {
 	// docAhead bounds the document fetches started ahead of a reader.
 	docAhead chan struct{}
 
+	writes writeState
+
 	stats counters
 }
 
@@ -86,7 +88,7 @@ func New(ctx context.Context, opts Options) (*Catalog, error) {
 	}
 	opts.setDefaults()
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Catalog{
+	c := &Catalog{
 		opts:      opts,
 		log:       opts.Logger,
 		ctx:       cctx,
@@ -95,7 +97,12 @@ func New(ctx context.Context, opts Options) (*Catalog, error) {
 		datasets:  map[string]*Dataset{},
 		byID:      map[string]*Dataset{},
 		docAhead:  make(chan struct{}, 32),
-	}, nil
+	}
+	if err := c.openWrites(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Options returns the catalog's options with their defaults filled in.
@@ -149,6 +156,7 @@ func (c *Catalog) Close(ctx context.Context) {
 	c.rootMu.Unlock()
 	c.cancel()
 	c.bg.Wait()
+	c.closeWrites()
 	for _, ds := range all {
 		c.deleteLeftoverExport(ctx, ds)
 	}
@@ -402,6 +410,9 @@ type Dataset struct {
 	docsRead atomic.Bool
 
 	bulk bulkState
+
+	// local holds the changes made through this mount.
+	local localState
 }
 
 // ID is the dataset's UUID.
@@ -450,12 +461,14 @@ func (c *Catalog) snapshot(ctx context.Context, ds *Dataset) (*snapshot, error) 
 		return snap, nil
 	}
 	ch := ds.loadSF.DoChan("images", func() (any, error) {
+		start := time.Now()
 		s, meta, err := c.listImages(ds)
 		if err != nil {
 			return nil, err
 		}
 		ds.setMeta(*meta)
 		ds.mu.Lock()
+		s = c.withLocal(ds, s, start)
 		ds.snap = s
 		ds.mu.Unlock()
 		c.log.Debug("listed dataset", "dataset", meta.Name, "images", s.count)

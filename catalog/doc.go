@@ -7,7 +7,10 @@
 // of signed URLs, the fetch functions handed to the prefetcher, annotation
 // documents (the bulk export snapshot, the per-image route, empty documents
 // and the fetch-ahead policy that keeps requests within the hourly budget),
-// and the dataset changes a mount can make (create, rename, delete).
+// the dataset changes a mount can make (create, rename, delete), and the
+// writes (writes.go): files staged while they are written, uploaded or
+// saved when closed, scratch files, removals, and the staging area that
+// survives a crash.
 //
 // It talks to the API only through the narrow API interface that
 // *client.Client satisfies, and reads and fills the disk cache through

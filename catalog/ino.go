@@ -20,6 +20,7 @@ const (
 	tagDatasetJSON = "dataset.json"
 	tagImage       = "image"
 	tagAnnotation  = "annotation"
+	tagLocal       = "local"
 )
 
 // DatasetIno is the inode number of a dataset's directory.
@@ -44,8 +45,15 @@ func ImageIno(ds *Dataset, im *Image) uint64 {
 	return inodeOf(tagImage, ds.id, im.id, strconv.FormatInt(im.size, 10), strconv.FormatInt(im.createdAt, 10))
 }
 
-// AnnotationIno is the inode number of an image's annotation document.
-func AnnotationIno(ds *Dataset, im *Image) uint64 { return inodeOf(tagAnnotation, ds.id, im.id) }
+// AnnotationIno is the inode number of an image's annotation document. It
+// changes when the document's node is renamed away through the mount (an
+// editor's backup), since the kernel keeps that inode under the new name.
+func AnnotationIno(ds *Dataset, im *Image) uint64 {
+	if gen := ds.documentGen(im.id); gen > 0 {
+		return inodeOf(tagAnnotation, ds.id, im.id, strconv.Itoa(gen))
+	}
+	return inodeOf(tagAnnotation, ds.id, im.id)
+}
 
 // inodeOf derives an inode number from ids (FNV-1a over the length-prefixed
 // parts). It runs for every entry of every listing, so it must be cheap.

@@ -103,6 +103,10 @@ type Options struct {
 	// off, so every document costs one request.
 	Bulk BulkOptions
 
+	// Writes configures writes through the mount. The zero value takes
+	// none.
+	Writes WriteOptions
+
 	Logger *slog.Logger
 }
 
@@ -152,7 +156,7 @@ func (o Options) Validate() error {
 	if o.Bulk.LowBudget < 0 {
 		return fmt.Errorf("low budget %d: must not be negative", o.Bulk.LowBudget)
 	}
-	return nil
+	return o.Writes.validate()
 }
 
 func (o *Options) validate() error {
@@ -193,4 +197,5 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Writes.setDefaults()
 }

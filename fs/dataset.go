@@ -92,7 +92,7 @@ func (n *datasetJSONNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *f
 
 func (n *datasetJSONNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if wantsWrite(flags) {
-		return nil, 0, syscall.EROFS
+		return nil, 0, n.fs.refuse()
 	}
-	return &memHandle{data: n.ds.JSON()}, 0, 0
+	return &memHandle{data: n.ds.JSON()}, readOpenFlags, 0
 }

@@ -59,11 +59,15 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	}
 	for _, im := range d.Images() {
 		if n.annotations {
+			if n.fs.cat.DocumentHidden(n.ds, im) {
+				continue
+			}
 			entries = append(entries, fuse.DirEntry{Name: im.Name() + ".json", Mode: syscall.S_IFREG, Ino: catalog.AnnotationIno(n.ds, im)})
 		} else {
 			entries = append(entries, fuse.DirEntry{Name: im.Name(), Mode: syscall.S_IFREG, Ino: catalog.ImageIno(n.ds, im)})
 		}
 	}
+	entries = n.withLocalEntries(entries)
 	sortEntries(entries)
 	if !n.annotations {
 		n.fs.cat.ListedDir(n.ds, d)
@@ -84,6 +88,9 @@ func (n *dirNode) lookup(ctx context.Context, name string, out *fuse.EntryOut, n
 	if errno != 0 {
 		return nil, errno
 	}
+	if node, errno, ok := n.lookupLocal(ctx, name, out); ok {
+		return node, errno
+	}
 	if sub := d.FindDir(name); sub != nil {
 		child := &dirNode{fs: n.fs, ds: n.ds, annotations: n.annotations, key: sub.Key()}
 		child.attr(&out.Attr)
@@ -103,7 +110,7 @@ func (n *dirNode) lookup(ctx context.Context, name string, out *fuse.EntryOut, n
 		return n.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: out.Attr.Ino}), 0
 	}
 	im := d.FindAnnotation(name)
-	if im == nil {
+	if im == nil || n.fs.cat.DocumentHidden(n.ds, im) {
 		return nil, syscall.ENOENT
 	}
 	f := &annotationNode{fs: n.fs, ds: n.ds, dir: d, im: im}

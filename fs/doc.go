@@ -10,4 +10,11 @@
 // spoken on the wire (that is client's), how blobs are laid out on disk
 // (blobcache's), or where flags come from (main's). go-fuse is imported only
 // here.
+//
+// Changes map to the catalog's writes: create, mkdir, unlink, rmdir and
+// rename under images/ and annotations/ (dirwrite.go), local files and
+// their handles, whose FLUSH and fsync report the upload or the save
+// (local.go), and documents opened for writing (annotation_write.go).
+// Read-only opens carry FOPEN_NOFLUSH; no node implements Flush, so that a
+// write handle's FLUSH reaches it.
 package fs

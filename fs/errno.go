@@ -21,10 +21,19 @@ func toErrno(err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errReadOnly):
+	case errors.Is(err, errReadOnly), errors.Is(err, catalog.ErrReadOnly):
 		return syscall.EROFS
-	case errors.Is(err, catalog.ErrNotEmpty):
+	case errors.Is(err, catalog.ErrNotEmpty), errors.Is(err, catalog.ErrDirNotEmpty):
 		return syscall.ENOTEMPTY
+	case errors.Is(err, catalog.ErrDeleteNotAllowed), errors.Is(err, catalog.ErrNotPermitted):
+		return syscall.EPERM
+	case errors.Is(err, catalog.ErrUnsupportedType), errors.Is(err, catalog.ErrEmptyFile),
+		errors.Is(err, catalog.ErrInvalidDocument), errors.Is(err, catalog.ErrBadName):
+		return syscall.EINVAL
+	case errors.Is(err, catalog.ErrTooLarge):
+		return syscall.EFBIG
+	case errors.Is(err, catalog.ErrCrossDataset):
+		return syscall.EXDEV
 	case errors.Is(err, client.ErrRateLimited), errors.Is(err, client.ErrBudgetExceeded):
 		return syscall.EAGAIN
 	case errors.Is(err, context.Canceled):

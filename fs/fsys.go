@@ -52,7 +52,7 @@ func (f *fsys) fillAttr(a *fuse.Attr, ino uint64, mode uint32, size int64, mtime
 func (f *fsys) errno(err error, name string) syscall.Errno {
 	e := toErrno(err)
 	switch e {
-	case 0, syscall.ENOENT, syscall.EEXIST, syscall.ENOTEMPTY, syscall.EINTR, syscall.EROFS:
+	case 0, syscall.ENOENT, syscall.EEXIST, syscall.ENOTEMPTY, syscall.EINTR, syscall.EROFS, syscall.EXDEV:
 	default:
 		var apiErr *client.APIError
 		attrs := []any{"name", name, "errno", e.Error(), "err", err}
@@ -62,6 +62,29 @@ func (f *fsys) errno(err error, name string) syscall.Errno {
 		f.log.Warn("request failed", attrs...)
 	}
 	return e
+}
+
+// writable reports whether the mount takes writes: not --read-only, and a
+// catalog with a staging area.
+func (f *fsys) writable() bool { return !f.opts.ReadOnly && f.cat.Writable() }
+
+// refuse is the answer to a change the tree cannot take: EPERM on a
+// writable mount, EROFS on a read-only one.
+func (f *fsys) refuse() syscall.Errno {
+	if f.writable() {
+		return syscall.EPERM
+	}
+	return syscall.EROFS
+}
+
+// fileMode is the mode of a file the mount may change (annotation
+// documents): writable by the owner on a writable mount, so that editors
+// open it, else read-only.
+func (f *fsys) fileMode() uint32 {
+	if f.writable() {
+		return 0o644
+	}
+	return 0o444
 }
 
 // wantsWrite reports whether open flags ask for writing.

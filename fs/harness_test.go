@@ -65,6 +65,7 @@ type mountConfig struct {
 	cacheDir  string
 	cacheSize int64
 	workers   int
+	client    func(*client.Options)
 	catalog   func(*catalog.Options)
 	tweak     func(*fs.Options)
 }
@@ -95,7 +96,14 @@ func mount(t *testing.T, srv *devserver.Server, cfg mountConfig) *testMount {
 	if cfg.cacheSize == 0 {
 		cfg.cacheSize = 1 << 30
 	}
-	api := newClient(t, srv, cfg.key)
+	clopts := client.Options{BaseURL: srv.APIURL(), APIKey: cfg.key, Logger: testLogger(t)}
+	if cfg.client != nil {
+		cfg.client(&clopts)
+	}
+	api, err := client.New(clopts)
+	if err != nil {
+		t.Fatalf("client.New: %v", err)
+	}
 	cache, err := blobcache.Open(blobcache.Options{Dir: cfg.cacheDir, MaxBytes: cfg.cacheSize, MinFreeRatio: 0.01, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("blobcache.Open: %v", err)

@@ -35,11 +35,11 @@ func (n *imageNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.At
 
 func (n *imageNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if wantsWrite(flags) {
-		return nil, 0, syscall.EROFS
+		return nil, 0, n.fs.overwriteImage(n.im.Name())
 	}
 	h, err := n.fs.cat.OpenImage(ctx, n.ds, n.im)
 	if err != nil {
 		return nil, 0, n.fs.errno(err, n.im.Name())
 	}
-	return n.fs.newBlobHandle(h), fuse.FOPEN_KEEP_CACHE, 0
+	return n.fs.newBlobHandle(h), fuse.FOPEN_KEEP_CACHE | readOpenFlags, 0
 }

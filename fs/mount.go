@@ -77,7 +77,9 @@ func Mount(ctx context.Context, mountpoint string, opts Options) (*Mounted, erro
 			// a round trip answered "no data"; ENOSYS stops them for good.
 			DisableXAttrs: true,
 			Debug:         opts.DebugFUSE,
-			Logger:        log.New(slogWriter{opts.Logger}, "", 0),
+			// O_TRUNC arrives with OPEN instead of as a SETATTR after it.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			Logger:            log.New(slogWriter{opts.Logger}, "", 0),
 		},
 	}
 	if opts.ReadOnly {

@@ -27,9 +27,6 @@ type Options struct {
 
 	// UID and GID own every entry. Default: the mounting process's.
 	UID, GID uint32
-	// ReadOnly mounts read-only: the kernel refuses every write (mkdir,
-	// rmdir and rename of datasets too) with EROFS.
-	ReadOnly bool
 	// AllowOther lets other users see the mount (needs user_allow_other
 	// for non-root users).
 	AllowOther bool
@@ -37,6 +34,11 @@ type Options struct {
 	// complete cached blobs from the kernel where it and the privileges
 	// allow it.
 	DisablePassthrough bool
+	// ReadOnly mounts read-only: the kernel refuses every change (mkdir,
+	// rmdir and rename of datasets too) with EROFS before it reaches the
+	// mount. Otherwise the mount takes the writes its catalog takes
+	// (catalog.WriteOptions) and refuses the rest with a precise errno.
+	ReadOnly bool
 	// DebugFUSE logs every FUSE request.
 	DebugFUSE bool
 	// FSName is shown as the mount's source in /proc/mounts. Default

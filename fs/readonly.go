@@ -55,17 +55,16 @@ type readOnlyFile struct {
 	gofs.Inode
 }
 
-var (
-	_ gofs.NodeSetattrer = (*readOnlyFile)(nil)
-	_ gofs.NodeFlusher   = (*readOnlyFile)(nil)
-)
-
-// Flush answers ENOSYS, which tells the kernel to stop sending FLUSH on
-// every close for the whole mount: a read-only file has nothing to flush.
-func (*readOnlyFile) Flush(context.Context, gofs.FileHandle) syscall.Errno {
-	return syscall.ENOSYS
-}
+var _ gofs.NodeSetattrer = (*readOnlyFile)(nil)
 
 func (*readOnlyFile) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EROFS
 }
+
+// readOpenFlags are the open flags of a file opened for reading: no FLUSH
+// at close (kernel 5.17 and later; an older kernel's FLUSH is answered at
+// once). Nodes do not implement Flush: go-fuse would call a node's Flush
+// instead of the handle's, and a handle open for writing must send its
+// file. Answering ENOSYS would stop FLUSH for the whole mount, writes
+// included.
+const readOpenFlags = fuse.FOPEN_NOFLUSH
