@@ -1,15 +1,19 @@
-// Package fs is the FUSE face of pictofs: go-fuse nodes and file handles for
-// the tree root → dataset → images/ annotations/ dataset.json, inode numbers,
-// kernel cache timeouts and open flags, the errno map, and Mount/Unmount.
+// Package fs is the FUSE face of pictofs: thin go-fuse node types (one file
+// per kind: root, dataset, folder, image, annotation document, new files)
+// and file handles over a catalog.Catalog, the kernel's cache timeouts and
+// open flags, FUSE passthrough for cached blobs, the one errno map
+// (toErrno), and Mount/Unmount/Abort.
 //
-// It owns the in-memory snapshot of listings (datasets and their images), the
-// per-dataset table of signed URLs, and the sanitizing of server names into
-// safe, distinct entry names. It reads bytes through prefetch and the cache
-// through blobcache, and talks to the API only through the narrow API
-// interface that *client.Client satisfies. It must not know how the API is
-// spoken on the wire (that is client's), how blobs are laid out on disk
-// (blobcache's), or where flags come from (main's). go-fuse is imported only
-// here.
+// It must not know where listings, bytes or documents come from (the
+// catalog's), how the API is spoken (client's), how blobs are laid out on
+// disk (blobcache's), or where flags come from (main's). It holds no state
+// of its own beyond what go-fuse needs; every answer is the catalog's, turned
+// into attributes, entries and errnos. go-fuse is imported only here.
+//
+// Listing names never costs a document: during READDIRPLUS (the directory
+// handle's Lookup) an annotation document whose size is not known without a
+// request gets no attributes, so the kernel lists its name only and looks it
+// up when something needs its size.
 //
 // Changes map to the catalog's writes: create, mkdir, unlink, rmdir and
 // rename under images/ and annotations/ (dirwrite.go), local files and
