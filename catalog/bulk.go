@@ -254,7 +254,19 @@ func (c *Catalog) documentFromExport(ds *Dataset, im *Image) (doc Doc, ok bool, 
 		ref, found = snap.docs[im.id] // under b.mu: forgetExportDocument deletes from it
 	}
 	b.mu.Unlock()
-	if !found || !c.fresh(snap) || ds.documentEdited(im) || !snap.acquire() {
+	if !found || !c.fresh(snap) || ds.documentEdited(im) {
+		return Doc{}, false, nil
+	}
+	// Each document read from the snapshot is kept as a blob of its own,
+	// named after the snapshot it came from, so that later opens (the next
+	// epoch, a remount) are served from a cache file, through passthrough.
+	key := blobcache.KeyOf(c.opts.Namespace, "export-document", exportFormat, ds.id, im.id,
+		strconv.FormatInt(snap.builtAt.UnixNano(), 10))
+	if h, ok := c.opts.Cache.Get(key, 0); ok {
+		c.stats.docsFromExport.Add(1)
+		return Doc{Handle: h}, true, nil
+	}
+	if !snap.acquire() {
 		return Doc{}, false, nil
 	}
 	data, err := readMember(snap.h, ref)
@@ -265,7 +277,14 @@ func (c *Catalog) documentFromExport(ds *Dataset, im *Image) (doc Doc, ok bool, 
 		return Doc{}, false, nil
 	}
 	c.stats.docsFromExport.Add(1)
-	return Doc{Data: data}, true, nil
+	h, err := c.opts.Cache.Fill(c.ctx, key, int64(len(data)), func(_ context.Context, w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		return Doc{Data: data}, true, nil // no room in the cache: served from memory
+	}
+	return Doc{Handle: h}, true, nil
 }
 
 // dropSnapshot retires snap if it is still the dataset's snapshot.
