@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,6 +28,9 @@ func (c *demoConfig) check() error {
 	}
 	return c.Mount.check()
 }
+
+// demoExportDelay is the build time of the demo server's exports.
+const demoExportDelay = time.Second
 
 func demoCommand() *cli.Command {
 	flags := append([]cli.Flag{
@@ -71,7 +75,9 @@ func runDemo(ctx context.Context, cfg demoConfig, dir string) error {
 	if err := fs.CheckMountpoint(cfg.Mount.Mountpoint); err != nil {
 		return err
 	}
-	srv, err := devserver.New(ctx, devserver.Options{DataDir: filepath.Join(dir, "server"), Logger: logger})
+	// Exports build in a second: long enough to show the mount reading
+	// around a building export, short enough not to hold up the demo.
+	srv, err := devserver.New(ctx, devserver.Options{DataDir: filepath.Join(dir, "server"), ExportDelay: demoExportDelay, Logger: logger})
 	if err != nil {
 		return err
 	}
