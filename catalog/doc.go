@@ -19,7 +19,7 @@
 // come from (main's), or anything of FUSE: package fs adapts it to go-fuse
 // nodes, and errno mapping is fs's.
 //
-// What it relies on from the Pictograph API (docs/api.md in this
+// What it relies on from the Pictograph API (docs/pictograph-api.md in this
 // repository): datasets by name or id; image listings paged with
 // include_images; one download listing per dataset (10000 items, no offset)
 // with signed storage URLs that expire; the authenticated byte route for

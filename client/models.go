@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Pagination is the paging object of list envelopes (pictograph-api.md §2).
+// Pagination is the paging object of list envelopes (docs/pictograph-api.md §2).
 type Pagination struct {
 	Limit   int  `json:"limit"`
 	Offset  int  `json:"offset"`
@@ -21,7 +21,7 @@ type Class struct {
 	Attributes json.RawMessage `json:"attributes,omitempty"`
 }
 
-// Dataset is the Dataset object (pictograph-api.md §3). Images is set only
+// Dataset is the Dataset object (docs/pictograph-api.md §3). Images is set only
 // when the dataset was fetched with include_images=true.
 type Dataset struct {
 	ID                  string    `json:"id"`
