@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -102,16 +103,38 @@ func readAll(t *testing.T, h *blobcache.Handle) []byte {
 	return b
 }
 
-// eventually polls cond for up to 5 s.
+// getResult is what a Get returned.
+type getResult struct {
+	h   *blobcache.Handle
+	err error
+}
+
+// getLater runs p.Get(req) in a goroutine; the channel gets its result.
+func getLater(p *Prefetcher, req Request) <-chan getResult {
+	res := make(chan getResult, 1)
+	go func() {
+		h, err := p.Get(context.Background(), req)
+		res <- getResult{h, err}
+	}()
+	return res
+}
+
+// wantBlob checks that a Get succeeded with want, and releases its handle.
+func wantBlob(t *testing.T, what string, r getResult, want []byte) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("%s: %v", what, r.err)
+	}
+	if got := readAll(t, r.h); !bytes.Equal(got, want) {
+		t.Errorf("%s: wrong content", what)
+	}
+	r.h.Release()
+}
+
+// eventually waits up to 5 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitFor(t, what, 5*time.Second, cond)
 }
 
 func TestGetSingleFlight(t *testing.T) {
@@ -532,22 +555,10 @@ func TestCancelSemantics(t *testing.T) {
 				t.Fatalf("interrupted Get: got %v, want context.Canceled", err)
 			}
 		}
-		type result struct {
-			h   *blobcache.Handle
-			err error
-		}
-		again := make(chan result, 1)
-		go func() { h, err := p.Get(context.Background(), req); again <- result{h, err} }()
+		again := getLater(p, req)
 		eventually(t, "the Gets to join the fetch", func() bool { return p.Stats().Joined == 3 })
 		close(b.release)
-		r := <-again
-		if r.err != nil {
-			t.Fatalf("Get after three interruptions: %v", r.err)
-		}
-		if got := readAll(t, r.h); !bytes.Equal(got, data(1, 10)) {
-			t.Errorf("Get after three interruptions: wrong content")
-		}
-		r.h.Release()
+		wantBlob(t, "Get after three interruptions", <-again, data(1, 10))
 		if got := fetches.Load(); got != 1 {
 			t.Errorf("fetches for four Gets of one key, three of them interrupted: got %d, want 1", got)
 		}
@@ -610,26 +621,14 @@ func TestCancelSemantics(t *testing.T) {
 		errc := make(chan error, 1)
 		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
 		<-b.started
-		type result struct {
-			h   *blobcache.Handle
-			err error
-		}
-		stay := make(chan result, 1)
-		go func() { h, err := p.Get(context.Background(), b.req(1)); stay <- result{h, err} }()
+		stay := getLater(p, b.req(1))
 		eventually(t, "the second Get to join", func() bool { return p.Stats().Joined == 1 })
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
-		r := <-stay
-		if r.err != nil {
-			t.Fatalf("remaining Get: %v", r.err)
-		}
-		if got := readAll(t, r.h); !bytes.Equal(got, data(1, 10)) {
-			t.Errorf("remaining Get: wrong content")
-		}
-		r.h.Release()
+		wantBlob(t, "remaining Get", <-stay, data(1, 10))
 		if b.wasCancelled() {
 			t.Errorf("fetch cancelled while a waiter remained")
 		}
