@@ -35,8 +35,7 @@ type docFixture struct {
 
 func newDocFixture(t *testing.T, allowDelete bool, key string) *docFixture {
 	t.Helper()
-	srv := testenv.StartServer(t, quickExports)
-	seedDemo(t, srv, 6)
+	srv := demoServer(t, quickExports, 6)
 	return docFixtureOn(t, srv, allowDelete, key)
 }
 
@@ -249,8 +248,7 @@ func vimString(s string) string {
 // TestRemovalsNeedAllowDelete checks unlink and rmdir with and without
 // --allow-delete, and what each does on the server.
 func TestRemovalsNeedAllowDelete(t *testing.T) {
-	srv := testenv.StartServer(t, quickExports)
-	seedDemo(t, srv, 6)
+	srv := demoServer(t, quickExports, 6)
 	ro := docFixtureOn(t, srv, false, "")
 	img := filepath.Join(ro.ds, testenv.ImagePath(ro.img))
 	for what, op := range map[string]func() error{
@@ -324,8 +322,7 @@ func TestRemovalsNeedAllowDelete(t *testing.T) {
 // but the dataset itself stays, with all its images archived, because a
 // dataset that holds any image is never deleted.
 func TestRmRfDatasetArchivesButNeverDeletes(t *testing.T) {
-	srv := testenv.StartServer(t, quickExports)
-	seedDemo(t, srv, 6)
+	srv := demoServer(t, quickExports, 6)
 	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true, AllowDelete: true})
 	ds := filepath.Join(tm.Dir, demoName)
 	if err := exec.Command("rm", "-rf", ds).Run(); err == nil {

@@ -24,11 +24,15 @@ import (
 
 const demoName = "shapes-demo"
 
-func seedDemo(t *testing.T, srv *devserver.Server, n int) {
+// demoServer starts a devserver on opts holding the demo dataset of n
+// images.
+func demoServer(t *testing.T, opts devserver.Options, n int) *devserver.Server {
 	t.Helper()
+	srv := testenv.StartServer(t, opts)
 	if _, err := srv.SeedDemo(context.Background(), srv.DefaultOrg(), demoName, n); err != nil {
 		t.Fatalf("SeedDemo: %v", err)
 	}
+	return srv
 }
 
 // checkTree compares a copy of the dataset (mounted or copied out) with the
@@ -39,8 +43,7 @@ func checkTree(t *testing.T, root string, srcs []testenv.Source) {
 }
 
 func TestToolsReadEveryByte(t *testing.T) {
-	srv := testenv.StartServer(t, devserver.Options{})
-	seedDemo(t, srv, 60)
+	srv := demoServer(t, devserver.Options{}, 60)
 	tm := testenv.NewMount(t, srv, testenv.Options{})
 	srcs := testenv.MustSources(t, tm.API, demoName)
 	ds := filepath.Join(tm.Dir, demoName)
@@ -110,8 +113,7 @@ func statSizes(root string, dirs bool) int64 {
 }
 
 func TestConcurrentReadersCauseOneDownload(t *testing.T) {
-	srv := testenv.StartServer(t, devserver.Options{})
-	seedDemo(t, srv, 4)
+	srv := demoServer(t, devserver.Options{}, 4)
 	tm := testenv.NewMount(t, srv, testenv.Options{})
 	srcs := testenv.MustSources(t, tm.API, demoName)
 	p := filepath.Join(tm.Dir, demoName, testenv.ImagePath(srcs[0].Image))
@@ -142,8 +144,7 @@ func TestConcurrentReadersCauseOneDownload(t *testing.T) {
 }
 
 func TestRemountReadsFromCacheWithNoStorageGets(t *testing.T) {
-	srv := testenv.StartServer(t, devserver.Options{})
-	seedDemo(t, srv, 30)
+	srv := demoServer(t, devserver.Options{}, 30)
 	cacheDir := t.TempDir()
 	first := testenv.NewMount(t, srv, testenv.Options{CacheDir: cacheDir})
 	srcs := testenv.MustSources(t, first.API, demoName)
@@ -162,8 +163,7 @@ func TestRemountReadsFromCacheWithNoStorageGets(t *testing.T) {
 }
 
 func TestCacheCapHoldsUnderALargerWalk(t *testing.T) {
-	srv := testenv.StartServer(t, devserver.Options{})
-	seedDemo(t, srv, 60)
+	srv := demoServer(t, devserver.Options{}, 60)
 	cacheDir := t.TempDir()
 	api := testenv.Client(t, srv, srv.AdminKey())
 	srcs := testenv.MustSources(t, api, demoName)
@@ -191,8 +191,7 @@ func errnoOf(err error) syscall.Errno {
 }
 
 func TestDatasetDirectories(t *testing.T) {
-	srv := testenv.StartServer(t, devserver.Options{MaxDatasetsPerOrg: 3})
-	seedDemo(t, srv, 2)
+	srv := demoServer(t, devserver.Options{MaxDatasetsPerOrg: 3}, 2)
 	tm := testenv.NewMount(t, srv, testenv.Options{})
 	ctx := context.Background()
 	p := func(name string) string { return filepath.Join(tm.Dir, name) }
@@ -309,8 +308,7 @@ func TestPyTorchDataLoader(t *testing.T) {
 	if err := exec.Command(debianPython, "-c", "import torch, torchvision, PIL").Run(); err != nil {
 		testkit.Unavailable(t, "PICTOFS_REQUIRE_TORCH", fmt.Sprintf("python3-torch, python3-torchvision and python3-pil are needed in %s: %v", debianPython, err))
 	}
-	srv := testenv.StartServer(t, devserver.Options{})
-	seedDemo(t, srv, 120)
+	srv := demoServer(t, devserver.Options{}, 120)
 	tm := testenv.NewMount(t, srv, testenv.Options{})
 	out := run(t, debianPython, "../examples/pytorch_loader.py", "--check", "--workers", "4", filepath.Join(tm.Dir, demoName))
 	if !strings.Contains(out, "epoch 1: 120 images") {
@@ -321,8 +319,7 @@ func TestPyTorchDataLoader(t *testing.T) {
 
 func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
 	testkit.RequireRoot(t, "FUSE passthrough (CAP_SYS_ADMIN)")
-	srv := testenv.StartServer(t, devserver.Options{})
-	seedDemo(t, srv, 6)
+	srv := demoServer(t, devserver.Options{}, 6)
 	tests := []struct {
 		name        string
 		disable     bool
@@ -352,8 +349,7 @@ func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
 }
 
 func TestImagesBeyondTheDownloadListingUseTheByteRoute(t *testing.T) {
-	srv := testenv.StartServer(t, devserver.Options{DownloadCap: 10})
-	seedDemo(t, srv, 30)
+	srv := demoServer(t, devserver.Options{DownloadCap: 10}, 30)
 	tm := testenv.NewMount(t, srv, testenv.Options{})
 	srcs := testenv.MustSources(t, tm.API, demoName)
 	srv.ResetStats()

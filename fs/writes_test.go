@@ -351,8 +351,7 @@ func TestBudgetAndRolesRefuseUploads(t *testing.T) {
 
 // TestReadOnlyMount checks --read-only: every change is EROFS.
 func TestReadOnlyMount(t *testing.T) {
-	srv := testenv.StartServer(t, quickExports)
-	seedDemo(t, srv, 4)
+	srv := demoServer(t, quickExports, 4)
 	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true, AllowDelete: true, FS: func(o *fs.Options) { o.ReadOnly = true }})
 	ds := filepath.Join(tm.Dir, demoName)
 	var doc, img string

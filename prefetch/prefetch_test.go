@@ -109,11 +109,12 @@ type getResult struct {
 	err error
 }
 
-// getLater runs p.Get(req) in a goroutine; the channel gets its result.
-func getLater(p *Prefetcher, req Request) <-chan getResult {
+// getLater runs p.Get(ctx, req) in a goroutine; the channel gets its
+// result.
+func getLater(ctx context.Context, p *Prefetcher, req Request) <-chan getResult {
 	res := make(chan getResult, 1)
 	go func() {
-		h, err := p.Get(context.Background(), req)
+		h, err := p.Get(ctx, req)
 		res <- getResult{h, err}
 	}()
 	return res
@@ -508,11 +509,10 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
 		cancel()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
+		if err := (<-first).err; !errors.Is(err, context.Canceled) {
 			t.Errorf("Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
@@ -543,19 +543,18 @@ func TestCancelSemantics(t *testing.T) {
 		}
 		for i := range uint64(3) {
 			ctx, cancel := context.WithCancel(context.Background())
-			errc := make(chan error, 1)
-			go func() { _, err := p.Get(ctx, req); errc <- err }()
+			first := getLater(ctx, p, req)
 			if i == 0 {
 				<-b.started
 			} else {
 				eventually(t, "the Get to join the fetch", func() bool { return p.Stats().Joined == i })
 			}
 			cancel()
-			if err := <-errc; !errors.Is(err, context.Canceled) {
+			if err := (<-first).err; !errors.Is(err, context.Canceled) {
 				t.Fatalf("interrupted Get: got %v, want context.Canceled", err)
 			}
 		}
-		again := getLater(p, req)
+		again := getLater(context.Background(), p, req)
 		eventually(t, "the Gets to join the fetch", func() bool { return p.Stats().Joined == 3 })
 		close(b.release)
 		wantBlob(t, "Get after three interruptions", <-again, data(1, 10))
@@ -569,11 +568,10 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx := newDeadlineCtx()
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
 		ctx.expire()
-		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		if err := (<-first).err; !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
 		}
 		select {
@@ -598,12 +596,11 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx := newDeadlineCtx()
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
 		p.Enqueue([]Request{b.req(1)})
 		ctx.expire()
-		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		if err := (<-first).err; !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
 		}
 		close(b.release)
@@ -618,13 +615,12 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
-		stay := getLater(p, b.req(1))
+		stay := getLater(context.Background(), p, b.req(1))
 		eventually(t, "the second Get to join", func() bool { return p.Stats().Joined == 1 })
 		cancel()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
+		if err := (<-first).err; !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
@@ -641,11 +637,10 @@ func TestCancelSemantics(t *testing.T) {
 		p.Enqueue([]Request{b.req(1)})
 		<-b.started
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		eventually(t, "the Get to join", func() bool { return p.Stats().Joined == 1 })
 		cancel()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
+		if err := (<-first).err; !errors.Is(err, context.Canceled) {
 			t.Errorf("Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
@@ -685,13 +680,12 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	p.Enqueue(reqs)
 	getter := newBlocker()
-	errc := make(chan error, 1)
-	go func() { _, err := p.Get(context.Background(), getter.req(100)); errc <- err }()
+	first := getLater(context.Background(), p, getter.req(100))
 	<-getter.started
 	eventually(t, "the workers to start", func() bool { return p.Stats().InFlight == 9 })
 
 	p.Close()
-	if err := <-errc; !errors.Is(err, ErrClosed) {
+	if err := (<-first).err; !errors.Is(err, ErrClosed) {
 		t.Errorf("Get in flight at Close: got %v, want ErrClosed", err)
 	}
 	for i, b := range blockers[:8] {
