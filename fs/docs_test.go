@@ -190,9 +190,15 @@ func TestEditorsSaveDocuments(t *testing.T) {
 	name := f.img.Filename
 	vim := testkit.RequireTool(t, "vim")
 	dir := filepath.Dir(f.path)
+	// vim starts outside the mount and is given the document's full path
+	// (backupdir=. is the file's folder, wherever vim runs): a child that
+	// started in the mount would ask this process's FUSE server for its
+	// working directory between fork and exec, a window in which a
+	// stop-the-world of this process can wait on the fork forever.
+	outside := t.TempDir()
 	vimRun := func(args ...string) ([]byte, error) {
 		cmd := exec.Command(vim, append([]string{"-u", "NONE", "-N", "-n", "-i", "NONE", "-es"}, args...)...)
-		cmd.Dir = dir
+		cmd.Dir = outside
 		return cmd.CombinedOutput()
 	}
 	edit := func(how string, args ...string) {
@@ -205,16 +211,16 @@ func TestEditorsSaveDocuments(t *testing.T) {
 	replace := func(doc []byte) string {
 		return "%d|call setline(1, " + vimString(string(doc)) + ")"
 	}
-	edit("vim in place", "-c", replace(docWith(name, "rectangle")), "-c", "wq", filepath.Base(f.path))
+	edit("vim in place", "-c", replace(docWith(name, "rectangle")), "-c", "wq", f.path)
 	f.checkSaved(t, "vim in place", "rectangle")
 
-	edit("vim with a backup", "-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace(docWith(name, "circle", "circle")), "-c", "wq", filepath.Base(f.path))
+	edit("vim with a backup", "-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace(docWith(name, "circle", "circle")), "-c", "wq", f.path)
 	f.checkSaved(t, "vim renaming the original to a backup", "circle", "circle")
 	if entries, _ := os.ReadDir(dir); strings.Contains(fmt.Sprint(entries), "~") || strings.Contains(fmt.Sprint(entries), "4913") {
 		t.Errorf("vim's backup or probe left in the mount: %v", entries)
 	}
 
-	if out, err := vimRun("-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace([]byte(`{"annotations": [{"label": "x"}]}`)), "-c", "w", "-c", "q!", filepath.Base(f.path)); err == nil {
+	if out, err := vimRun("-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace([]byte(`{"annotations": [{"label": "x"}]}`)), "-c", "w", "-c", "q!", f.path); err == nil {
 		t.Errorf("vim wrote an invalid document without an error:\n%s", out)
 	}
 	f.checkSaved(t, "after vim was refused an invalid document", "circle", "circle")
