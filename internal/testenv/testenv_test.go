@@ -1,25 +1,14 @@
 package testenv
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
-
-// recordingTB records the errors a check reports instead of failing.
-type recordingTB struct {
-	testing.TB
-	errors []string
-}
-
-func (r *recordingTB) Helper() {}
-func (r *recordingTB) Errorf(f string, args ...any) {
-	r.errors = append(r.errors, fmt.Sprintf(f, args...))
-}
 
 func TestCheckTreeFindsEveryDifference(t *testing.T) {
 	root := t.TempDir()
@@ -35,11 +24,11 @@ func TestCheckTreeFindsEveryDifference(t *testing.T) {
 	write("images/b.png", "wrong")
 	write("images/extra.png", "x")
 	want := map[string][]byte{"images/a.png": []byte("right"), "images/b.png": []byte("other"), "images/gone.png": nil}
-	r := &recordingTB{TB: t}
+	r := &testkit.FakeTB{TB: t}
 	CheckTree(r, root, want)
 	// extra.png unexpected, gone.png missing, the count, b.png's bytes.
-	if len(r.errors) != 4 {
-		t.Errorf("got %d errors %q, want 4", len(r.errors), r.errors)
+	if len(r.Errors) != 4 {
+		t.Errorf("got %d errors %q, want 4", len(r.Errors), r.Errors)
 	}
 }
 
