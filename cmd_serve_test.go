@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 func TestServePath(t *testing.T) {
@@ -41,7 +41,7 @@ func TestServePath(t *testing.T) {
 func runServe(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	app := newApp()
-	var out, errOut syncBuffer
+	var out, errOut testkit.Buffer
 	app.Writer, app.ErrWriter = &out, &errOut
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -67,24 +67,6 @@ func runServe(t *testing.T, args ...string) (string, error) {
 		t.Fatal("serve did not stop in 20 s")
 	}
 	return "", nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestServeRelativeAndHomePaths(t *testing.T) {

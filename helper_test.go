@@ -15,6 +15,7 @@ import (
 
 	"github.com/pictofs/pictofs/fs"
 	"github.com/pictofs/pictofs/internal/control"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 func TestHelperArgs(t *testing.T) {
@@ -152,7 +153,7 @@ func TestMountConfigCheck(t *testing.T) {
 // waitGone waits for a process that is not the test's child to exit.
 func waitGone(t *testing.T, pid int, limit time.Duration) {
 	t.Helper()
-	waitUntil(t, limit, "daemon "+strconv.Itoa(pid)+" to exit", func() bool {
+	testkit.WaitFor(t, "daemon "+strconv.Itoa(pid)+" to exit", limit, func() bool {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		return err != nil || strings.Contains(string(b), ") Z ")
 	})
@@ -213,17 +214,13 @@ func TestDaemonMode(t *testing.T) {
 }
 
 // installHelper puts the pictofs binary where mount(8) looks for it, for
-// the test's duration. It skips when that needs root or the place is taken.
+// the test's duration. It skips (testenv.Unavailable) when that needs root
+// or the place is taken.
 func installHelper(t *testing.T, path string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
-			t.Fatal("the mount helper test needs root, but PICTOFS_REQUIRE_FUSE is set")
-		}
-		t.Skip("installing a mount helper needs root")
-	}
+	testkit.RequireRoot(t, "installing a mount helper")
 	if _, err := os.Lstat(path); err == nil {
-		t.Skipf("%s exists already; not replacing it", path)
+		testkit.Unavailable(t, testkit.FUSEEnv, path+" exists already; not replacing it")
 	}
 	if err := os.Symlink(pictofsBin(t), path); err != nil {
 		t.Fatalf("install the helper: %v", err)
@@ -236,9 +233,7 @@ func installHelper(t *testing.T, path string) {
 // PATH. Options become flags (ro is honoured), and an unknown option is a
 // clear error that mounts nothing.
 func TestMountHelper(t *testing.T) {
-	if _, err := exec.LookPath("mount"); err != nil {
-		t.Skip("no mount(8)")
-	}
+	testkit.RequireTool(t, "mount")
 	e := newOpsEnv(t)
 	keyFile := filepath.Join(e.home, "api-key")
 	if err := os.WriteFile(keyFile, []byte(e.key+"\n"), 0o600); err != nil {
@@ -309,10 +304,7 @@ func TestMountHelper(t *testing.T) {
 // verify (with the unit's binary path pointed at the test binary).
 func TestSystemdUnit(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		if os.Getenv("PICTOFS_REQUIRE_SYSTEMD") != "" {
-			t.Fatal("systemd-analyze is missing but PICTOFS_REQUIRE_SYSTEMD is set")
-		}
-		t.Skip("systemd-analyze is missing")
+		testkit.Unavailable(t, "PICTOFS_REQUIRE_SYSTEMD", "systemd-analyze is missing")
 	}
 	readme, err := os.ReadFile("README.md")
 	if err != nil {

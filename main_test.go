@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,21 +9,15 @@ import (
 
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
-	"github.com/pictofs/pictofs/internal/fusetest"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // TestMountRefusesBadInput checks that every bad input gets one clear error
 // and leaves nothing mounted.
 func TestMountRefusesBadInput(t *testing.T) {
-	fusetest.Require(t) // the checks after the mount point's cannot be reached without FUSE
-	srv, err := devserver.New(context.Background(), devserver.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	testkit.RequireFUSE(t) // the checks after the mount point's cannot be reached without FUSE
+	srv := testenv.StartServer(t, devserver.Options{})
 
 	home := t.TempDir()
 	t.Setenv("HOME", home)

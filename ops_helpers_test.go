@@ -17,7 +17,8 @@ import (
 
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
-	"github.com/pictofs/pictofs/internal/fusetest"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // opsDataset is the dataset every ops test mounts: opsImages synthetic
@@ -76,15 +77,8 @@ type opsEnv struct {
 
 func newOpsEnv(t *testing.T) *opsEnv {
 	t.Helper()
-	fusetest.Require(t)
-	srv, err := devserver.New(context.Background(), devserver.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	testkit.RequireFUSE(t)
+	srv := testenv.StartServer(t, devserver.Options{})
 	if err := srv.SeedSynthetic(context.Background(), srv.DefaultOrg(), opsDataset, opsImages, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -269,19 +263,6 @@ func (l *lineLog) events(t *testing.T) []map[string]any {
 		out = append(out, ev)
 	}
 	return out
-}
-
-// waitUntil polls cond until it holds or timeout passes (for counters kept
-// by another process or the devserver, which have no event to wait on).
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // checkNoPartialBlobs fails when the cache directory holds a staging file

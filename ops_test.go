@@ -19,6 +19,7 @@ import (
 
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/internal/control"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // scrape reads /metrics and returns the value of every sample, keyed by
@@ -107,7 +108,7 @@ func TestMetricsDuringRead(t *testing.T) {
 		}
 		read <- err
 	}()
-	waitUntil(t, 10*time.Second, "a fetch in flight in /metrics", func() bool {
+	testkit.WaitFor(t, "a fetch in flight in /metrics", 10*time.Second, func() bool {
 		return scrape(t, addr)["pictofs_prefetch_in_flight"] >= 1
 	})
 	if err := <-read; err != nil {

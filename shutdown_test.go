@@ -11,6 +11,7 @@ import (
 
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // Bounds of the shutdown tests: generous for a loaded CI machine, tight
@@ -62,10 +63,32 @@ func blockedReader(t *testing.T, e *opsEnv, d *daemon, i int) <-chan error {
 		_, err := os.ReadFile(path)
 		res <- err
 	}()
-	waitUntil(t, 10*time.Second, "the reader's API request to reach the server", func() bool {
+	testkit.WaitFor(t, "the reader's API request to reach the server", 10*time.Second, func() bool {
 		return e.srv.Stats().APIRequests > before
 	})
 	return res
+}
+
+// checkAbortedExit checks what a daemon that exited on a busy mount left:
+// exit status 0, the blocked reader failed, nothing mounted, no partial
+// blob in the cache.
+func checkAbortedExit(t *testing.T, d *daemon, reader <-chan error) {
+	t.Helper()
+	if d.err != nil {
+		t.Errorf("exit: got %v, want status 0", d.err)
+	}
+	select {
+	case err := <-reader:
+		if err == nil {
+			t.Errorf("the blocked reader got its file; want an error")
+		}
+	case <-time.After(readerBound):
+		t.Errorf("the blocked reader still waits %v after the daemon exited", readerBound)
+	}
+	if mounted, _ := fs.IsMountpoint(d.mnt); mounted {
+		t.Errorf("%s is still mounted", d.mnt)
+	}
+	checkNoPartialBlobs(t, d.cache)
 }
 
 // TestShutdownBusySIGINTTwice: with a reader blocked on a slow API, the
@@ -93,21 +116,7 @@ func TestShutdownBusySIGINTTwice(t *testing.T) {
 	d.signal(t, syscall.SIGINT)
 	took := d.waitExit(t, exitBound)
 	t.Logf("exited %v after the second SIGINT", took.Round(time.Millisecond))
-	if d.err != nil {
-		t.Errorf("exit: got %v, want status 0", d.err)
-	}
-	select {
-	case err := <-reader:
-		if err == nil {
-			t.Errorf("the blocked reader got its file; want an error")
-		}
-	case <-time.After(readerBound):
-		t.Errorf("the blocked reader still waits %v after the daemon exited", readerBound)
-	}
-	if mounted, _ := fs.IsMountpoint(d.mnt); mounted {
-		t.Errorf("%s is still mounted", d.mnt)
-	}
-	checkNoPartialBlobs(t, d.cache)
+	checkAbortedExit(t, d, reader)
 }
 
 // TestShutdownSIGTERMGrace: SIGTERM on a busy mount waits the grace period
@@ -123,21 +132,7 @@ func TestShutdownSIGTERMGrace(t *testing.T) {
 	if took < grace-100*time.Millisecond {
 		t.Errorf("exited %v after SIGTERM: before its %v grace period", took, grace)
 	}
-	if d.err != nil {
-		t.Errorf("exit: got %v, want status 0", d.err)
-	}
-	select {
-	case err := <-reader:
-		if err == nil {
-			t.Errorf("the blocked reader got its file; want an error")
-		}
-	case <-time.After(readerBound):
-		t.Errorf("the blocked reader still waits %v after the daemon exited", readerBound)
-	}
-	if mounted, _ := fs.IsMountpoint(d.mnt); mounted {
-		t.Errorf("%s is still mounted", d.mnt)
-	}
-	checkNoPartialBlobs(t, d.cache)
+	checkAbortedExit(t, d, reader)
 }
 
 // TestShutdownDuringSlowListing is the issue's case: an `ls` waits on a
@@ -158,7 +153,7 @@ func TestShutdownDuringSlowListing(t *testing.T) {
 	}
 	lsDone := make(chan error, 1)
 	go func() { lsDone <- ls.Wait() }()
-	waitUntil(t, 10*time.Second, "the listing request to reach the server", func() bool {
+	testkit.WaitFor(t, "the listing request to reach the server", 10*time.Second, func() bool {
 		return e.srv.Stats().APIRequests > before
 	})
 

@@ -9,18 +9,19 @@ import (
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
 // readEveryDocument opens every document of the dataset through the
 // catalog and compares it, byte for byte, with the per-image route's
 // (fetched with a second client, so those requests are counted apart).
-func readEveryDocument(t *testing.T, e *env, name string, route map[string][]byte) {
+func readEveryDocument(t *testing.T, e *testenv.Stack, name string, route map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	ds, all, _ := e.images(t, name)
+	ds, all, _ := images(t, e, name)
 	for _, im := range all {
-		doc, err := e.cat.OpenAnnotation(ctx, ds, im)
+		doc, err := e.Catalog.OpenAnnotation(ctx, ds, im)
 		if err != nil {
 			t.Fatalf("OpenAnnotation(%s): %v", im.Name(), err)
 		}
@@ -28,7 +29,7 @@ func readEveryDocument(t *testing.T, e *env, name string, route map[string][]byt
 		if want := route[im.ID()]; !bytes.Equal(got, want) {
 			t.Errorf("%s: got document %q, want the per-image route's %q", im.Name(), got, want)
 		}
-		if size, ok := e.cat.KnownAnnotationSize(ds, im); !ok || size != int64(len(got)) {
+		if size, ok := e.Catalog.KnownAnnotationSize(ds, im); !ok || size != int64(len(got)) {
 			t.Errorf("%s: known size %d (%v), want %d", im.Name(), size, ok, len(got))
 		}
 	}
@@ -38,12 +39,9 @@ func readEveryDocument(t *testing.T, e *env, name string, route map[string][]byt
 // route: what the catalog must serve, whatever its source.
 func routeDocuments(t *testing.T, srv *devserver.Server, name string) map[string][]byte {
 	t.Helper()
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := testenv.Client(t, srv, srv.AdminKey())
 	docs := map[string][]byte{}
-	_, err = api.EachDatasetImage(context.Background(), name, 0, func(page []client.Image) error {
+	_, err := api.EachDatasetImage(context.Background(), name, 0, func(page []client.Image) error {
 		for _, img := range page {
 			if img.AnnotationCount == 0 {
 				docs[img.ID] = []byte("{\n  \"image\": \"" + img.Filename + "\",\n  \"annotations\": []\n}")
@@ -61,10 +59,7 @@ func routeDocuments(t *testing.T, srv *devserver.Server, name string) map[string
 
 func exportsLeft(t *testing.T, srv *devserver.Server) int {
 	t.Helper()
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := testenv.Client(t, srv, srv.AdminKey())
 	all, err := api.AllExports(context.Background(), client.ExportQuery{})
 	if err != nil {
 		t.Fatalf("AllExports: %v", err)
@@ -77,7 +72,7 @@ func exportsLeft(t *testing.T, srv *devserver.Server) int {
 // of requests; the export is deleted once downloaded; a remount over the
 // same cache serves them all with no request.
 func TestBulkDocumentsComeFromOneExport(t *testing.T) {
-	srv := startServer(t, devserver.Options{ExportDelay: 500 * time.Millisecond})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: 500 * time.Millisecond})
 	seed(t, srv, "set", 400, 4)
 	route := routeDocuments(t, srv, "set")
 	cacheDir := t.TempDir()
@@ -86,7 +81,7 @@ func TestBulkDocumentsComeFromOneExport(t *testing.T) {
 	e := newEnv(t, srv, cacheDir, nil)
 	readEveryDocument(t, e, "set", route)
 	st := srv.Stats()
-	cs := e.cat.Stats()
+	cs := e.Catalog.Stats()
 	if cs.DocsFromExport != 200 || cs.ExportsCompleted != 1 {
 		t.Errorf("catalog: %+v; want 200 documents from 1 export", cs)
 	}
@@ -98,7 +93,7 @@ func TestBulkDocumentsComeFromOneExport(t *testing.T) {
 	if n := exportsLeft(t, srv); n != 0 {
 		t.Errorf("%d exports left on the server, want 0 (deleted once downloaded)", n)
 	}
-	e.close()
+	e.Close()
 
 	srv.ResetStats()
 	again := newEnv(t, srv, cacheDir, nil)
@@ -121,7 +116,7 @@ func TestBulkFallsBackToThePerImageRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startServer(t, tt.srv)
+			srv := testenv.StartServer(t, tt.srv)
 			seed(t, srv, "set", 60, 2)
 			route := routeDocuments(t, srv, "set")
 			srv.ResetStats()
@@ -134,7 +129,7 @@ func TestBulkFallsBackToThePerImageRoute(t *testing.T) {
 			if got := srv.Stats().AnnotationFiles; got != 30 {
 				t.Errorf("per-image requests: got %d, want 30 (one per annotated image)", got)
 			}
-			if cs := e.cat.Stats(); cs.DocsFromExport != 0 {
+			if cs := e.Catalog.Stats(); cs.DocsFromExport != 0 {
 				t.Errorf("documents from an export that did not complete: %d", cs.DocsFromExport)
 			}
 		})
@@ -144,26 +139,26 @@ func TestBulkFallsBackToThePerImageRoute(t *testing.T) {
 // TestBulkIsRebuiltAfterTheTTL: a document changed on the server shows once
 // the snapshot is older than AnnotationTTL.
 func TestBulkIsRebuiltAfterTheTTL(t *testing.T) {
-	srv := startServer(t, devserver.Options{ExportDelay: 100 * time.Millisecond})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: 100 * time.Millisecond})
 	seed(t, srv, "set", 20, 1)
 	const ttl = 3 * time.Second
 	e := newEnv(t, srv, "", func(o *catalog.Options) { o.AnnotationTTL = ttl; o.ListTTL = ttl })
 	ctx := context.Background()
-	ds, all, _ := e.images(t, "set")
+	ds, all, _ := images(t, e, "set")
 	im := all[0]
-	before := readDoc(t, must(e.cat.OpenAnnotation(ctx, ds, im)))
+	before := readDoc(t, must(e.Catalog.OpenAnnotation(ctx, ds, im)))
 	if err := srv.SetAnnotations(ctx, srv.DefaultOrg(), im.ID(), []devserver.Annotation{
 		{ID: "changed", Name: "square", Type: "bbox", BoundingBox: &devserver.BoundingBox{X: 2, Y: 2, W: 3, H: 3}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readDoc(t, must(e.cat.OpenAnnotation(ctx, ds, im))); !bytes.Equal(got, before) {
+	if got := readDoc(t, must(e.Catalog.OpenAnnotation(ctx, ds, im))); !bytes.Equal(got, before) {
 		t.Errorf("within the TTL the document changed: got %q", got)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ds, all, _ = e.images(t, "set")
-		got := readDoc(t, must(e.cat.OpenAnnotation(ctx, ds, all[0])))
+		ds, all, _ = images(t, e, "set")
+		got := readDoc(t, must(e.Catalog.OpenAnnotation(ctx, ds, all[0])))
 		if bytes.Contains(got, []byte(`"changed"`)) {
 			break
 		}
@@ -172,7 +167,7 @@ func TestBulkIsRebuiltAfterTheTTL(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if cs := e.cat.Stats(); cs.ExportsCompleted < 2 {
+	if cs := e.Catalog.Stats(); cs.ExportsCompleted < 2 {
 		t.Errorf("exports completed: %d, want a rebuild", cs.ExportsCompleted)
 	}
 }
@@ -181,13 +176,10 @@ func TestBulkIsRebuiltAfterTheTTL(t *testing.T) {
 // nearly spent, a read waits for the building export (up to WaitTimeout)
 // instead of spending a request, and succeeds.
 func TestBulkWaitsForTheExportWhenTheBudgetRunsLow(t *testing.T) {
-	srv := startServer(t, devserver.Options{ExportDelay: 2 * time.Second})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: 2 * time.Second})
 	seed(t, srv, "set", 40, 1)
 	route := routeDocuments(t, srv, "set")
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), RequestsPerHour: 30, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := testenv.Client(t, srv, srv.AdminKey(), func(o *client.Options) { o.RequestsPerHour = 30 })
 	srv.ResetStats()
 	e := newEnv(t, srv, "", func(o *catalog.Options) {
 		o.API = api
@@ -198,7 +190,7 @@ func TestBulkWaitsForTheExportWhenTheBudgetRunsLow(t *testing.T) {
 	if got := srv.Stats().AnnotationFiles; got > 1 {
 		t.Errorf("per-image requests with the budget low: got %d, want at most 1 (the check of the export)", got)
 	}
-	if e.cat.Stats().ExportWaits == 0 {
+	if e.Catalog.Stats().ExportWaits == 0 {
 		t.Error("no read waited for the export")
 	}
 }
@@ -207,7 +199,7 @@ func TestBulkWaitsForTheExportWhenTheBudgetRunsLow(t *testing.T) {
 // node gets the first node's export from it: no export of its own.
 func TestBulkSnapshotIsSharedThroughTheTier(t *testing.T) {
 	redis := redistest.Start(t)
-	srv := startServer(t, devserver.Options{ExportDelay: 300 * time.Millisecond})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: 300 * time.Millisecond})
 	seed(t, srv, "set", 100, 2)
 	route := routeDocuments(t, srv, "set")
 	ns := srv.APIURL() + "/" + srv.DefaultOrg()
@@ -223,7 +215,7 @@ func TestBulkSnapshotIsSharedThroughTheTier(t *testing.T) {
 	if st := srv.Stats(); st.APIRequests != 0 {
 		t.Errorf("second node: %d API requests (%d export, %d per-image), want 0", st.APIRequests, st.ExportRequests, st.AnnotationFiles)
 	}
-	if cs := second.cat.Stats(); cs.DocsFromExport != 50 {
+	if cs := second.Catalog.Stats(); cs.DocsFromExport != 50 {
 		t.Errorf("second node: %d documents from the export, want 50", cs.DocsFromExport)
 	}
 }

@@ -3,43 +3,16 @@ package catalog_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/pictofs/pictofs/blobcache"
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
-	"github.com/pictofs/pictofs/prefetch"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
-
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// startServer starts a devserver in a temp dir, closed at cleanup.
-func startServer(t *testing.T, opts devserver.Options) *devserver.Server {
-	t.Helper()
-	opts.DataDir = t.TempDir()
-	opts.Logger = testLogger()
-	srv, err := devserver.New(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("devserver.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("devserver Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // seed makes a synthetic dataset of n images in dirs folders; even images
 // carry one box, odd ones none.
@@ -50,57 +23,19 @@ func seed(t *testing.T, srv *devserver.Server, name string, n, dirs int) {
 	}
 }
 
-// env is a catalog over the real client and a real devserver, without FUSE.
-type env struct {
-	srv   *devserver.Server
-	api   *client.Client
-	cache *blobcache.Cache
-	pf    *prefetch.Prefetcher
-	cat   *catalog.Catalog
-}
-
-func newEnv(t *testing.T, srv *devserver.Server, cacheDir string, tweak func(*catalog.Options)) *env {
+// newEnv opens a catalog of srv over the real client, cache and prefetcher
+// (eight workers, no free-space floor), without FUSE.
+func newEnv(t *testing.T, srv *devserver.Server, cacheDir string, tweak func(*catalog.Options)) *testenv.Stack {
 	t.Helper()
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
-	if err != nil {
-		t.Fatalf("client.New: %v", err)
-	}
-	if cacheDir == "" {
-		cacheDir = t.TempDir()
-	}
-	cache, err := blobcache.Open(blobcache.Options{Dir: cacheDir, MaxBytes: 1 << 30, MinFreeRatio: -1, Logger: testLogger()})
-	if err != nil {
-		t.Fatalf("blobcache.Open: %v", err)
-	}
-	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: 8, Retryable: catalog.RetryableFetch, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := catalog.Options{API: api, Cache: cache, Prefetcher: pf, Namespace: srv.APIURL() + "/" + srv.DefaultOrg(), Logger: testLogger()}
-	if tweak != nil {
-		tweak(&opts)
-	}
-	cat, err := catalog.New(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("catalog.New: %v", err)
-	}
-	e := &env{srv: srv, api: api, cache: cache, pf: pf, cat: cat}
-	t.Cleanup(e.close)
-	return e
-}
-
-func (e *env) close() {
-	e.cat.Close(context.Background())
-	e.pf.Close()
-	e.cache.Close()
+	return testenv.OpenStack(t, srv, testenv.Options{CacheDir: cacheDir, Workers: 8, MinFree: -1, Catalog: tweak})
 }
 
 // images returns every image of the dataset with its folder, walking the
 // catalog as a listing would.
-func (e *env) images(t *testing.T, name string) (*catalog.Dataset, []*catalog.Image, map[*catalog.Image]*catalog.Dir) {
+func images(t *testing.T, e *testenv.Stack, name string) (*catalog.Dataset, []*catalog.Image, map[*catalog.Image]*catalog.Dir) {
 	t.Helper()
 	ctx := context.Background()
-	ds, err := e.cat.Dataset(ctx, name)
+	ds, err := e.Catalog.Dataset(ctx, name)
 	if err != nil {
 		t.Fatalf("Dataset(%q): %v", name, err)
 	}
@@ -108,7 +43,7 @@ func (e *env) images(t *testing.T, name string) (*catalog.Dataset, []*catalog.Im
 	dirOf := map[*catalog.Image]*catalog.Dir{}
 	var walk func(key string)
 	walk = func(key string) {
-		d, err := e.cat.Dir(ctx, ds, key)
+		d, err := e.Catalog.Dir(ctx, ds, key)
 		if err != nil {
 			t.Fatalf("Dir(%q): %v", key, err)
 		}
@@ -128,15 +63,11 @@ func (e *env) images(t *testing.T, name string) (*catalog.Dataset, []*catalog.Im
 // re-indented as the SDK writes it: what the catalog must serve.
 func routeDocument(t *testing.T, api *client.Client, imageID string) []byte {
 	t.Helper()
-	raw, err := api.AnnotationFile(context.Background(), imageID)
+	doc, err := testenv.Document(context.Background(), api, imageID)
 	if err != nil {
-		t.Fatalf("AnnotationFile(%s): %v", imageID, err)
-	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return doc
 }
 
 func readDoc(t *testing.T, doc catalog.Doc) []byte {
@@ -153,19 +84,19 @@ func readDoc(t *testing.T, doc catalog.Doc) []byte {
 }
 
 func TestListingNamesCostsNoDocuments(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 300, 3)
 	e := newEnv(t, srv, "", func(o *catalog.Options) { o.Bulk.Disable = true })
 	srv.ResetStats()
 
-	_, all, _ := e.images(t, "set")
+	_, all, _ := images(t, e, "set")
 	if len(all) != 300 {
 		t.Fatalf("listed %d images, want 300", len(all))
 	}
-	ds, _ := e.cat.Dataset(context.Background(), "set")
+	ds, _ := e.Catalog.Dataset(context.Background(), "set")
 	known := 0
 	for _, im := range all {
-		size, ok := e.cat.KnownAnnotationSize(ds, im)
+		size, ok := e.Catalog.KnownAnnotationSize(ds, im)
 		if ok != (im.AnnotationCount() == 0) {
 			t.Errorf("%s: KnownAnnotationSize ok = %v with %d annotations", im.Name(), ok, im.AnnotationCount())
 		}
@@ -190,22 +121,22 @@ func TestListingNamesCostsNoDocuments(t *testing.T) {
 }
 
 func TestDocumentsEqualThePerImageRoute(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 60, 2)
 	e := newEnv(t, srv, "", func(o *catalog.Options) { o.Bulk.Disable = true })
-	ds, all, _ := e.images(t, "set")
+	ds, all, _ := images(t, e, "set")
 	srv.ResetStats()
 	for _, im := range all {
-		doc, err := e.cat.OpenAnnotation(context.Background(), ds, im)
+		doc, err := e.Catalog.OpenAnnotation(context.Background(), ds, im)
 		if err != nil {
 			t.Fatalf("OpenAnnotation(%s): %v", im.Name(), err)
 		}
 		got := readDoc(t, doc)
-		size, err := e.cat.AnnotationSize(context.Background(), ds, im)
+		size, err := e.Catalog.AnnotationSize(context.Background(), ds, im)
 		if err != nil || size != int64(len(got)) {
 			t.Errorf("%s: AnnotationSize = %d, %v; want %d", im.Name(), size, err, len(got))
 		}
-		if want := routeDocument(t, e.api, im.ID()); !bytes.Equal(got, want) {
+		if want := routeDocument(t, e.API, im.ID()); !bytes.Equal(got, want) {
 			t.Errorf("%s: got document %q, want %q", im.Name(), got, want)
 		}
 	}
@@ -217,10 +148,10 @@ func TestDocumentsEqualThePerImageRoute(t *testing.T) {
 }
 
 func TestStatAheadFollowsListingOrder(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 400, 1)
 	e := newEnv(t, srv, "", func(o *catalog.Options) { o.Bulk.Disable = true })
-	ds, all, dirOf := e.images(t, "set")
+	ds, all, dirOf := images(t, e, "set")
 	ctx := context.Background()
 	var annotated []*catalog.Image
 	for _, im := range all {
@@ -230,29 +161,29 @@ func TestStatAheadFollowsListingOrder(t *testing.T) {
 	}
 
 	t.Run("random stats fetch nothing ahead", func(t *testing.T) {
-		before := e.cat.Stats().DocsAhead
+		before := e.Catalog.Stats().DocsAhead
 		for _, i := range []int{150, 3, 77, 190, 12} {
 			im := annotated[i]
-			e.cat.StatAhead(ds, dirOf[im], im)
-			if _, err := e.cat.AnnotationSize(ctx, ds, im); err != nil {
+			e.Catalog.StatAhead(ds, dirOf[im], im)
+			if _, err := e.Catalog.AnnotationSize(ctx, ds, im); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := e.cat.Stats().DocsAhead - before; got != 0 {
+		if got := e.Catalog.Stats().DocsAhead - before; got != 0 {
 			t.Errorf("random stats fetched %d documents ahead, want 0", got)
 		}
 	})
 
 	t.Run("sequential stats widen a window", func(t *testing.T) {
-		before := e.cat.Stats().DocsAhead
+		before := e.Catalog.Stats().DocsAhead
 		seq := all[200:300]
 		for _, im := range seq {
-			e.cat.StatAhead(ds, dirOf[im], im)
-			if _, err := e.cat.AnnotationSize(ctx, ds, im); err != nil {
+			e.Catalog.StatAhead(ds, dirOf[im], im)
+			if _, err := e.Catalog.AnnotationSize(ctx, ds, im); err != nil {
 				t.Fatal(err)
 			}
 		}
-		got := e.cat.Stats().DocsAhead - before
+		got := e.Catalog.Stats().DocsAhead - before
 		// The documents ahead are those of the run (about half annotated),
 		// plus at most one window past its end.
 		if got < 20 || got > 50+32 {
@@ -262,12 +193,12 @@ func TestStatAheadFollowsListingOrder(t *testing.T) {
 }
 
 func TestWaitTimeoutBoundsAListing(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 10, 1)
 	e := newEnv(t, srv, "", func(o *catalog.Options) { o.WaitTimeout = 300 * time.Millisecond })
 	srv.SetFaults(devserver.Faults{APILatency: 2 * time.Second})
 	start := time.Now()
-	_, err := e.cat.Datasets(context.Background())
+	_, err := e.Catalog.Datasets(context.Background())
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Datasets over a 2 s API with a 300 ms bound: got %v, want a deadline error", err)
@@ -278,7 +209,7 @@ func TestWaitTimeoutBoundsAListing(t *testing.T) {
 	// The listing went on in the background: a later call finds it.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := e.cat.Datasets(context.Background()); err == nil {
+		if _, err := e.Catalog.Datasets(context.Background()); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -288,12 +219,12 @@ func TestWaitTimeoutBoundsAListing(t *testing.T) {
 }
 
 func TestInodeNumbersAreStableAndDistinct(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 50, 3)
 	a := newEnv(t, srv, "", nil)
 	b := newEnv(t, srv, "", nil)
-	dsA, imsA, _ := a.images(t, "set")
-	dsB, imsB, _ := b.images(t, "set")
+	dsA, imsA, _ := images(t, a, "set")
+	dsB, imsB, _ := images(t, b, "set")
 	seen := map[uint64]string{catalog.RootIno: "root"}
 	add := func(ino uint64, what string) {
 		if prev, dup := seen[ino]; dup {
@@ -318,13 +249,13 @@ func TestInodeNumbersAreStableAndDistinct(t *testing.T) {
 }
 
 func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 120, 3)
 	e := newEnv(t, srv, "", func(o *catalog.Options) { o.Bulk.Disable = true })
 	ctx := context.Background()
 	var calls int
 	var last catalog.WarmProgress
-	res, err := e.cat.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, func(p catalog.WarmProgress) {
+	res, err := e.Catalog.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, func(p catalog.WarmProgress) {
 		calls++
 		switch {
 		case calls == 1 && (p.Files != 0 || p.TotalFiles != 80):
@@ -344,12 +275,12 @@ func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
 		t.Errorf("progress: %d calls, last %+v; want the last to match the result %+v", calls, last, res.WarmProgress)
 	}
 	srv.ResetStats()
-	ds, all, dirOf := e.images(t, "set")
+	ds, all, dirOf := images(t, e, "set")
 	for _, im := range all {
 		if dirOf[im].Key() != "dir-001" {
 			continue
 		}
-		h, err := e.cat.OpenImage(ctx, ds, im)
+		h, err := e.Catalog.OpenImage(ctx, ds, im)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,30 +289,14 @@ func TestWarmFillsTheCacheAndSaysWhatWontFit(t *testing.T) {
 	if got := srv.Stats().StorageGets; got != 0 {
 		t.Errorf("reading the warmed folder cost %d storage GETs, want 0", got)
 	}
-	again, err := e.cat.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, nil)
+	again, err := e.Catalog.Warm(ctx, "set", "dir-001", catalog.WarmOptions{}, nil)
 	if err != nil || again.Cached != 80 {
 		t.Errorf("second Warm: got %+v, %v; want all 80 cached", again.WarmProgress, err)
 	}
 
-	small := newEnv(t, srv, "", nil)
-	small.cache.Close()
-	tiny, err := blobcache.Open(blobcache.Options{Dir: t.TempDir(), MaxBytes: 4096, MinFreeRatio: -1, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tiny.Close()
-	pf, err := prefetch.New(prefetch.Options{Cache: tiny, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	cat, err := catalog.New(ctx, catalog.Options{API: e.api, Cache: tiny, Prefetcher: pf, Namespace: "n", Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close(ctx)
+	tiny := testenv.OpenStack(t, srv, testenv.Options{CacheSize: 4096, MinFree: -1})
 	srv.ResetStats()
-	if _, err := cat.Warm(ctx, "set", "", catalog.WarmOptions{}, nil); !errors.Is(err, catalog.ErrWontFit) {
+	if _, err := tiny.Catalog.Warm(ctx, "set", "", catalog.WarmOptions{}, nil); !errors.Is(err, catalog.ErrWontFit) {
 		t.Errorf("Warm of more than the cache holds: got %v, want ErrWontFit", err)
 	}
 	if got := srv.Stats().StorageGets; got != 0 {

@@ -65,14 +65,8 @@ func TestRetryableFetch(t *testing.T) {
 			handler: func(*httptest.Server) http.HandlerFunc {
 				return func(w http.ResponseWriter, r *http.Request) { cutBody(w) }
 			},
-			fetch: func(ctx context.Context, api *client.Client, _ string) error {
-				rc, n, err := api.OpenImage(ctx, "ds", "/", "a.jpg", 0, -1)
-				if err != nil {
-					return err
-				}
-				return copyBody(io.Discard, rc, n)
-			},
-			want: true,
+			fetch: openByteRoute,
+			want:  true,
 		},
 		{
 			name: "signed-URL body cut short, then its resume refused",
@@ -95,14 +89,8 @@ func TestRetryableFetch(t *testing.T) {
 					<-r.Context().Done()
 				}
 			},
-			fetch: func(ctx context.Context, api *client.Client, _ string) error {
-				rc, n, err := api.OpenImage(ctx, "ds", "/", "a.jpg", 0, -1)
-				if err != nil {
-					return err
-				}
-				return copyBody(io.Discard, rc, n)
-			},
-			want: true,
+			fetch: openByteRoute,
+			want:  true,
 		},
 		{
 			name: "blob shorter than listed",
@@ -152,8 +140,18 @@ func TestRetryableFetch(t *testing.T) {
 	}
 }
 
+// openSigned and openByteRoute read a blob through a signed URL and through
+// the authenticated byte route.
 func openSigned(ctx context.Context, api *client.Client, base string) error {
 	rc, n, err := api.OpenSigned(ctx, base+"/blob?signature=x", 0, -1)
+	if err != nil {
+		return err
+	}
+	return copyBody(io.Discard, rc, n)
+}
+
+func openByteRoute(ctx context.Context, api *client.Client, _ string) error {
+	rc, n, err := api.OpenImage(ctx, "ds", "/", "a.jpg", 0, -1)
 	if err != nil {
 		return err
 	}

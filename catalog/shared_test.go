@@ -6,13 +6,15 @@ import (
 
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 	"github.com/pictofs/pictofs/sharedcache"
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
 func newTier(t *testing.T, url, namespace string) *sharedcache.Tier {
 	t.Helper()
-	tier, err := sharedcache.New(sharedcache.Options{URL: url, Namespace: namespace, Logger: testLogger()})
+	tier, err := sharedcache.New(sharedcache.Options{URL: url, Namespace: namespace, Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatalf("sharedcache.New: %v", err)
 	}
@@ -25,15 +27,15 @@ func newTier(t *testing.T, url, namespace string) *sharedcache.Tier {
 // read with no API request and no storage GET.
 func TestSecondNodeReadsFromTheTier(t *testing.T) {
 	redis := redistest.Start(t)
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	seed(t, srv, "set", 200, 2)
 	ns := srv.APIURL() + "/" + srv.DefaultOrg()
 	ctx := context.Background()
 
-	readAll := func(e *env) {
-		ds, all, _ := e.images(t, "set")
+	readAll := func(e *testenv.Stack) {
+		ds, all, _ := images(t, e, "set")
 		for _, im := range all {
-			h, err := e.cat.OpenImage(ctx, ds, im)
+			h, err := e.Catalog.OpenImage(ctx, ds, im)
 			if err != nil {
 				t.Fatalf("OpenImage(%s): %v", im.Name(), err)
 			}

@@ -6,14 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/testenv/golden"
 )
 
 // The golden documents in testdata/golden are written from the contract
@@ -22,45 +22,11 @@ import (
 // answers against them; these tests check the client against them, so
 // that a wrong JSON tag on either side fails a test of that side.
 
-// golden is one document of testdata/golden.
-type golden struct {
-	Route    string            `json:"route"`
-	Request  json.RawMessage   `json:"request"`
-	Status   int               `json:"status"`
-	Response json.RawMessage   `json:"response"`
-	Optional []string          `json:"optional"`
-	Nullable map[string]string `json:"nullable"`
-	Free     []string          `json:"free"`
-}
-
-func loadGolden(t *testing.T, name string) golden {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "golden", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return g
-}
-
-// Values of the golden documents that the calls below repeat.
-const (
-	gDataset = "road-signs"
-	gImage   = "0190a1b2-c3d4-7e5f-8a9b-1c2d3e4f5a6b"
-	gImage2  = "0190a1b2-c3d4-7e5f-8a9b-2d3e4f5a6b7c"
-	gExport  = "0190a1b2-c3d4-7e5f-8a9b-3e4f5a6b7c8d"
-	gExport2 = "0190a1b2-c3d4-7e5f-8a9b-4f5a6b7c8d9e"
-	gExpName = "pictofs-annotations-1"
-)
-
 // goldenCall is one client call that sends a golden request (if the route
 // has one) and decodes its golden response.
 type goldenCall struct {
 	name string
-	call func(ctx context.Context, c *Client, g golden) (any, error)
+	call func(ctx context.Context, c *Client, g golden.Doc) (any, error)
 	// zero lists the paths of result fields that the golden response
 	// legitimately leaves unset (the client models more than this route
 	// sends); every other field must come out set.
@@ -79,68 +45,72 @@ func rawField(t *testing.T, raw json.RawMessage, key string) json.RawMessage {
 
 func goldenCalls(t *testing.T) []goldenCall {
 	return []goldenCall{
-		{"organizations.me", func(ctx context.Context, c *Client, _ golden) (any, error) { return c.Me(ctx) }, nil},
-		{"datasets.list", func(ctx context.Context, c *Client, _ golden) (any, error) {
+		{"organizations.me", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) { return c.Me(ctx) }, nil},
+		{"datasets.list", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
 			ds, p, err := c.ListDatasets(ctx, 100, 0)
 			return struct {
 				Data       []Dataset
 				Pagination *Pagination
 			}{ds, p}, err
 		}, []string{"Data[].Images", "Data[].Classes[].Attributes", "Pagination.Offset"}},
-		{"datasets.create", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.CreateDataset(ctx, CreateDatasetRequest{Name: gDataset, Description: "Traffic signs, hand-labelled",
+		{"datasets.create", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.CreateDataset(ctx, CreateDatasetRequest{Name: golden.Dataset, Description: "Traffic signs, hand-labelled",
 				Readme: "# road-signs\n\nBoxes around every sign.\n", AnnotationTypes: []string{"bbox", "polygon"},
 				Classes: []Class{{Name: "stop", Type: "bbox", Color: "#e6194b"}, {Name: "yield", Type: "polygon", Color: "#3cb44b"}}})
 		}, []string{"Images", "Classes[].Attributes"}},
-		{"datasets.get", func(ctx context.Context, c *Client, _ golden) (any, error) { return c.GetDataset(ctx, gDataset) },
+		{"datasets.get", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.GetDataset(ctx, golden.Dataset)
+		},
 			[]string{"Images", "Classes[].Attributes"}},
-		{"datasets.get.include_images", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.DatasetImagesPage(ctx, gDataset, MaxIncludeImages, 0)
+		{"datasets.get.include_images", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.DatasetImagesPage(ctx, golden.Dataset, MaxIncludeImages, 0)
 		}, []string{"Classes[].Attributes"}},
-		{"datasets.update", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.UpdateDataset(ctx, gDataset, UpdateDatasetRequest{NewName: strp("road-signs-v2"),
+		{"datasets.update", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.UpdateDataset(ctx, golden.Dataset, UpdateDatasetRequest{NewName: strp("road-signs-v2"),
 				Description: strp("Traffic signs, relabelled"), Readme: strp("# v2\n")})
 		}, []string{"Images", "Classes[].Attributes"}},
-		{"datasets.delete", func(ctx context.Context, c *Client, _ golden) (any, error) { return c.DeleteDataset(ctx, gDataset) }, nil},
-		{"datasets.download", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.DownloadListing(ctx, gDataset, DownloadOptions{})
+		{"datasets.delete", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.DeleteDataset(ctx, golden.Dataset)
+		}, nil},
+		{"datasets.download", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.DownloadListing(ctx, golden.Dataset, DownloadOptions{})
 		}, []string{"Items[].DirectoryPath"}},
-		{"images.list", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			imgs, p, err := c.ListImages(ctx, ImageQuery{Dataset: gDataset, Limit: 100})
+		{"images.list", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			imgs, p, err := c.ListImages(ctx, ImageQuery{Dataset: golden.Dataset, Limit: 100})
 			return struct {
 				Data       []Image
 				Pagination *Pagination
 			}{imgs, p}, err
 		}, []string{"Pagination.Offset"}},
-		{"images.upload-url", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.RequestUploadURL(ctx, UploadURLRequest{Dataset: gDataset, Filename: "0002.png", DirectoryPath: "/train", ContentType: "image/png"})
+		{"images.upload-url", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.RequestUploadURL(ctx, UploadURLRequest{Dataset: golden.Dataset, Filename: "0002.png", DirectoryPath: "/train", ContentType: "image/png"})
 		}, nil},
-		{"images.register", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.RegisterImage(ctx, RegisterImageRequest{Dataset: gDataset, Filename: "0001.jpg", DirectoryPath: "/val",
+		{"images.register", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.RegisterImage(ctx, RegisterImageRequest{Dataset: golden.Dataset, Filename: "0001.jpg", DirectoryPath: "/val",
 				FileSize: 24101, ContentType: "image/jpeg", Width: 640, Height: 480})
 		}, nil},
-		{"images.bulk-upload-url", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.BulkUploadURLs(ctx, gDataset, []BulkUploadItem{{Filename: "0002.png", DirectoryPath: "/train", ContentType: "image/png"}})
+		{"images.bulk-upload-url", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.BulkUploadURLs(ctx, golden.Dataset, []BulkUploadItem{{Filename: "0002.png", DirectoryPath: "/train", ContentType: "image/png"}})
 		}, nil},
-		{"images.bulk-register", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.BulkRegisterImages(ctx, gDataset, []BulkRegisterItem{{Filename: "0001.jpg", DirectoryPath: "/val",
+		{"images.bulk-register", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.BulkRegisterImages(ctx, golden.Dataset, []BulkRegisterItem{{Filename: "0001.jpg", DirectoryPath: "/val",
 				FileSize: 24101, ContentType: "image/jpeg", Width: 640, Height: 480}})
 		}, nil},
-		{"images.delete", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return nil, c.DeleteImage(ctx, gDataset, "/val", "0001.jpg", false)
+		{"images.delete", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return nil, c.DeleteImage(ctx, golden.Dataset, "/val", "0001.jpg", false)
 		}, nil},
-		{"annotations.file", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			b, err := c.AnnotationFile(ctx, gImage)
+		{"annotations.file", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			b, err := c.AnnotationFile(ctx, golden.Image)
 			if err != nil {
 				return nil, err
 			}
 			var doc AnnotationDocument
 			return &doc, json.Unmarshal(b, &doc)
 		}, nil},
-		{"annotations.save", func(ctx context.Context, c *Client, g golden) (any, error) {
-			return c.SaveAnnotationsAt(ctx, gDataset, "/val", "0001.jpg", rawField(t, g.Request, "annotations"))
+		{"annotations.save", func(ctx context.Context, c *Client, g golden.Doc) (any, error) {
+			return c.SaveAnnotationsAt(ctx, golden.Dataset, "/val", "0001.jpg", rawField(t, g.Request, "annotations"))
 		}, nil},
-		{"annotations.bulk", func(ctx context.Context, c *Client, g golden) (any, error) {
+		{"annotations.bulk", func(ctx context.Context, c *Client, g golden.Doc) (any, error) {
 			var req struct {
 				Saves []struct {
 					Annotations json.RawMessage `json:"annotations"`
@@ -149,39 +119,39 @@ func goldenCalls(t *testing.T) []goldenCall {
 			if err := json.Unmarshal(g.Request, &req); err != nil {
 				t.Fatal(err)
 			}
-			return c.BulkSaveAnnotations(ctx, []AnnotationSave{{ImageID: gImage, Annotations: req.Saves[0].Annotations},
-				{ImageID: gImage2, Annotations: req.Saves[1].Annotations}})
+			return c.BulkSaveAnnotations(ctx, []AnnotationSave{{ImageID: golden.Image, Annotations: req.Saves[0].Annotations},
+				{ImageID: golden.Image2, Annotations: req.Saves[1].Annotations}})
 		}, []string{"Saved[].Success"}},
-		{"annotations.delete", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.DeleteAnnotations(ctx, gDataset, "/val", "0001.jpg")
+		{"annotations.delete", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.DeleteAnnotations(ctx, golden.Dataset, "/val", "0001.jpg")
 		}, nil},
-		{"exports.create", func(ctx context.Context, c *Client, _ golden) (any, error) {
+		{"exports.create", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
 			split := true
-			return c.CreateExport(ctx, CreateExportRequest{DatasetName: gDataset, Name: gExpName, Format: FormatPictograph,
+			return c.CreateExport(ctx, CreateExportRequest{DatasetName: golden.Dataset, Name: golden.ExportName, Format: FormatPictograph,
 				IncludeImages: true, ClassFilter: []string{"stop", "yield"}, StatusFilter: "complete", OrganizeBySplit: &split})
 		}, []string{"ErrorMessage", "FileSize", "ImageCount", "AnnotationCount", "ExpiresAt", "DownloadURL"}},
-		{"exports.get", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.GetExport(ctx, gDataset, gExpName)
+		{"exports.get", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.GetExport(ctx, golden.Dataset, golden.ExportName)
 		}, []string{"ErrorMessage"}},
-		{"exports.get.failed", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.GetExport(ctx, "", gExport)
+		{"exports.get.failed", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.GetExport(ctx, "", golden.Export)
 		}, []string{"FileSize", "ImageCount", "AnnotationCount", "ExpiresAt", "DownloadURL"}},
-		{"exports.download", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			u, err := c.ExportDownloadURL(ctx, gDataset, gExpName)
+		{"exports.download", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			u, err := c.ExportDownloadURL(ctx, golden.Dataset, golden.ExportName)
 			return &struct{ URL string }{u}, err
 		}, nil},
-		{"exports.list", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			es, p, err := c.ListExports(ctx, ExportQuery{DatasetName: gDataset}, 100, 0)
+		{"exports.list", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			es, p, err := c.ListExports(ctx, ExportQuery{DatasetName: golden.Dataset}, 100, 0)
 			return struct {
 				Data       []Export
 				Pagination *Pagination
 			}{es, p}, err
 		}, []string{"Data[].ErrorMessage", "Pagination.Offset"}},
-		{"exports.delete", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return nil, c.DeleteExport(ctx, gDataset, gExpName)
+		{"exports.delete", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return nil, c.DeleteExport(ctx, golden.Dataset, golden.ExportName)
 		}, nil},
-		{"exports.bulk-delete", func(ctx context.Context, c *Client, _ golden) (any, error) {
-			return c.BulkDeleteExports(ctx, []string{gExport, gExport2})
+		{"exports.bulk-delete", func(ctx context.Context, c *Client, _ golden.Doc) (any, error) {
+			return c.BulkDeleteExports(ctx, []string{golden.Export, golden.Export2})
 		}, nil},
 	}
 }
@@ -198,7 +168,7 @@ var goldenNotCalled = map[string]string{
 func TestGoldenRoutes(t *testing.T) {
 	for _, gc := range goldenCalls(t) {
 		t.Run(gc.name, func(t *testing.T) {
-			g := loadGolden(t, gc.name)
+			g := golden.Load(t, gc.name)
 			var mu sync.Mutex
 			var method string
 			var body []byte
@@ -239,16 +209,11 @@ func TestGoldenRoutes(t *testing.T) {
 
 // TestGoldenCoverage checks that every golden document is used.
 func TestGoldenCoverage(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("got %v, %v; want golden documents", files, err)
-	}
 	called := map[string]bool{}
 	for _, gc := range goldenCalls(t) {
 		called[gc.name] = true
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".json")
+	for _, name := range golden.Names(t) {
 		if !called[name] && goldenNotCalled[name] == "" {
 			t.Errorf("golden %s is used by no test", name)
 		}
@@ -256,13 +221,13 @@ func TestGoldenCoverage(t *testing.T) {
 }
 
 func TestGoldenErrorEnvelope(t *testing.T) {
-	g := loadGolden(t, "error")
+	g := golden.Load(t, "error")
 	c, _, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", "req-1")
 		w.WriteHeader(g.Status)
 		_, _ = w.Write(g.Response)
 	})
-	_, err := c.GetDataset(context.Background(), gDataset)
+	_, err := c.GetDataset(context.Background(), golden.Dataset)
 	var ae *APIError
 	if !errors.As(err, &ae) || !errors.Is(err, ErrNotFound) {
 		t.Fatalf("got %v, want an *APIError matching ErrNotFound", err)
@@ -273,7 +238,7 @@ func TestGoldenErrorEnvelope(t *testing.T) {
 }
 
 func TestGoldenPictographMember(t *testing.T) {
-	g := loadGolden(t, "exports.pictograph-member")
+	g := golden.Load(t, "exports.pictograph-member")
 	var doc AnnotationDocument
 	if err := json.Unmarshal(g.Response, &doc); err != nil {
 		t.Fatal(err)

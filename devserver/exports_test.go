@@ -1,12 +1,10 @@
 package devserver
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // exportEnv is a server with dataset "e" (classes stop, yield): train/a.jpg
@@ -62,25 +62,6 @@ func exportLinkOf(t *testing.T, a *api, id string) string {
 	var l struct{ Data exportLink }
 	r.decode(t, &l)
 	return l.Data.DownloadURL
-}
-
-// members reads every member of a ZIP.
-func members(t *testing.T, zr *zip.Reader) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[f.Name] = b
-	}
-	return out
 }
 
 func keys(m map[string][]byte) []string {
@@ -191,7 +172,7 @@ func TestExportPictographMembersEqualThePerImageDocuments(t *testing.T) {
 		if done.Status != "completed" {
 			t.Fatalf("%s: got %+v, want completed", tt.name, done)
 		}
-		got := members(t, openZip(t, exportLinkOf(t, a, e.ID)))
+		got := testkit.ZipMembers(t, openZip(t, exportLinkOf(t, a, e.ID)))
 		var wantNames []string
 		for m := range tt.want {
 			wantNames = append(wantNames, m)
@@ -230,7 +211,7 @@ func TestExportIsASnapshot(t *testing.T) {
 	if bytes.Equal(before["train/a.jpg"], after["train/a.jpg"]) {
 		t.Fatal("the edit changed nothing")
 	}
-	got := members(t, openZip(t, exportLinkOf(t, a, e.ID)))
+	got := testkit.ZipMembers(t, openZip(t, exportLinkOf(t, a, e.ID)))
 	if m := got["annotations/train/a.jpg.json"]; !bytes.Equal(m, before["train/a.jpg"]) {
 		t.Errorf("after an edit: got member %s, want the document as it was when the export was built %s", m, before["train/a.jpg"])
 	}
@@ -242,7 +223,7 @@ func TestExportCOCO(t *testing.T) {
 	if done := waitExport(t, a, e.ID); done.Status != "completed" {
 		t.Fatalf("got %+v", done)
 	}
-	got := members(t, openZip(t, exportLinkOf(t, a, e.ID)))
+	got := testkit.ZipMembers(t, openZip(t, exportLinkOf(t, a, e.ID)))
 	if want := []string{"annotations.json", "images/c.png", "images/train/a.jpg", "images/val/b.png"}; !slices.Equal(keys(got), want) {
 		t.Fatalf("got members %v, want %v", keys(got), want)
 	}
@@ -272,7 +253,7 @@ func TestExportCOCO(t *testing.T) {
 	// By split: one annotations.json per split that has images.
 	e = createExport(t, a, `{"dataset_name": "e", "name": "coco-split", "format": "coco", "include_images": false, "organize_by_split": true}`)
 	waitExport(t, a, e.ID)
-	got = members(t, openZip(t, exportLinkOf(t, a, e.ID)))
+	got = testkit.ZipMembers(t, openZip(t, exportLinkOf(t, a, e.ID)))
 	if want := []string{"train/annotations.json", "unassigned/annotations.json", "val/annotations.json"}; !slices.Equal(keys(got), want) {
 		t.Errorf("by split: got %v, want %v", keys(got), want)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/testenv/golden"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // The golden documents in testdata/golden are written from the contract
@@ -25,41 +27,8 @@ import (
 // marked nullable). So a wrong JSON tag on the devserver fails here, and
 // one on the client fails there, whatever the other side does.
 
-// golden is one document of testdata/golden.
-type golden struct {
-	Route    string            `json:"route"`
-	Request  json.RawMessage   `json:"request"`
-	Status   int               `json:"status"`
-	Response json.RawMessage   `json:"response"`
-	Optional []string          `json:"optional"`
-	Nullable map[string]string `json:"nullable"`
-	Free     []string          `json:"free"`
-}
-
-func loadGolden(t *testing.T, name string) golden {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "golden", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return g
-}
-
-// Ids of the golden documents that a request must name with the
-// devserver's own.
-const (
-	gImage   = "0190a1b2-c3d4-7e5f-8a9b-1c2d3e4f5a6b"
-	gImage2  = "0190a1b2-c3d4-7e5f-8a9b-2d3e4f5a6b7c"
-	gExport  = "0190a1b2-c3d4-7e5f-8a9b-3e4f5a6b7c8d"
-	gDataset = "road-signs"
-)
-
 // shapeErrors compares a JSON answer with the golden response by shape.
-func shapeErrors(g golden, actual []byte) []string {
+func shapeErrors(g golden.Doc, actual []byte) []string {
 	var gv, av any
 	if err := json.Unmarshal(g.Response, &gv); err != nil {
 		return []string{"golden response: " + err.Error()}
@@ -73,7 +42,7 @@ func shapeErrors(g golden, actual []byte) []string {
 }
 
 type shapeCheck struct {
-	g    golden
+	g    golden.Doc
 	errs []string
 }
 
@@ -206,18 +175,18 @@ func newGoldenEnv(t *testing.T) *goldenEnv {
 	s := startServer(t, Options{ExportDelay: -1})
 	ctx := context.Background()
 	org := s.DefaultOrg()
-	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: gDataset, Description: "signs", Readme: "# signs\n",
+	if _, err := s.CreateDataset(ctx, org, CreateDatasetRequest{Name: golden.Dataset, Description: "signs", Readme: "# signs\n",
 		AnnotationTypes: []string{"bbox", "polygon"}, Classes: goldenClasses}); err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.AddImage(ctx, org, gDataset, "/val", "0001.jpg", "image/jpeg", demoBytes(t, 0), goldenAnnotations())
+	img, err := s.AddImage(ctx, org, golden.Dataset, "/val", "0001.jpg", "image/jpeg", demoBytes(t, 0), goldenAnnotations())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddImage(ctx, org, gDataset, "/train", "0003.png", "image/png", demoBytes(t, 1), nil); err != nil {
+	if _, err := s.AddImage(ctx, org, golden.Dataset, "/train", "0003.png", "image/png", demoBytes(t, 1), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddImage(ctx, org, gDataset, "/val", "old.jpg", "image/jpeg", demoBytes(t, 2), nil); err != nil {
+	if _, err := s.AddImage(ctx, org, golden.Dataset, "/val", "old.jpg", "image/jpeg", demoBytes(t, 2), nil); err != nil {
 		t.Fatal(err)
 	}
 	env := &goldenEnv{s: s, a: newAPI(t, s, testAdminKey), img: img}
@@ -233,7 +202,7 @@ func newGoldenEnv(t *testing.T) *goldenEnv {
 // export creates an export and waits for its build to end.
 func (env *goldenEnv) export(t *testing.T, name, format string) string {
 	t.Helper()
-	r := env.a.do(http.MethodPost, "/exports/", map[string]any{"dataset_name": gDataset, "name": name, "format": format, "include_images": false})
+	r := env.a.do(http.MethodPost, "/exports/", map[string]any{"dataset_name": golden.Dataset, "name": name, "format": format, "include_images": false})
 	mustStatus(t, "create export "+name, r, http.StatusCreated)
 	var e struct{ Data exportObject }
 	r.decode(t, &e)
@@ -263,23 +232,11 @@ func waitExport(t *testing.T, a *api, id string) exportObject {
 // zipMember downloads the ZIP behind a signed link and returns a member.
 func zipMember(t *testing.T, link, name string) []byte {
 	t.Helper()
-	zr := openZip(t, link)
-	for _, f := range zr.File {
-		if f.Name == name {
-			rc, err := f.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rc.Close()
-			b, err := io.ReadAll(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
+	b, ok := testkit.ZipMembers(t, openZip(t, link))[name]
+	if !ok {
+		t.Fatalf("no member %s in the export", name)
 	}
-	t.Fatalf("no member %s in the export", name)
-	return nil
+	return b
 }
 
 func openZip(t *testing.T, link string) *zip.Reader {
@@ -307,7 +264,7 @@ func (env *goldenEnv) link(t *testing.T, id string) string {
 type goldenCase struct {
 	name string
 	env  envKind
-	run  func(t *testing.T, env *goldenEnv, g golden) (int, []byte)
+	run  func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte)
 }
 
 // envKind says which environment a case runs in.
@@ -320,7 +277,7 @@ const (
 )
 
 // send sends method path with the golden request body (ids replaced).
-func send(env *goldenEnv, method, path string, g golden, ids ...string) (int, []byte) {
+func send(env *goldenEnv, method, path string, g golden.Doc, ids ...string) (int, []byte) {
 	var body any
 	if g.Request != nil {
 		b := string(g.Request)
@@ -338,7 +295,7 @@ func send(env *goldenEnv, method, path string, g golden, ids ...string) (int, []
 func (env *goldenEnv) uploaded(t *testing.T, n int) {
 	t.Helper()
 	mustStatus(t, "archive", env.a.do(http.MethodDelete, "/images/road-signs/val/0001.jpg", nil), http.StatusOK)
-	r := env.a.do(http.MethodPost, "/images/upload-url", uploadURLRequest{Dataset: gDataset, Filename: "0001.jpg", DirectoryPath: "/val", ContentType: "image/jpeg"})
+	r := env.a.do(http.MethodPost, "/images/upload-url", uploadURLRequest{Dataset: golden.Dataset, Filename: "0001.jpg", DirectoryPath: "/val", ContentType: "image/jpeg"})
 	mustStatus(t, "upload-url", r, http.StatusOK)
 	var up struct{ Data uploadURL }
 	r.decode(t, &up)
@@ -346,8 +303,8 @@ func (env *goldenEnv) uploaded(t *testing.T, n int) {
 }
 
 func goldenCases() []goldenCase {
-	get := func(path func(env *goldenEnv) string) func(*testing.T, *goldenEnv, golden) (int, []byte) {
-		return func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+	get := func(path func(env *goldenEnv) string) func(*testing.T, *goldenEnv, golden.Doc) (int, []byte) {
+		return func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodGet, path(env), g)
 		}
 	}
@@ -356,30 +313,30 @@ func goldenCases() []goldenCase {
 		{"error", shared, get(fixed("/datasets/nope"))},
 		{"organizations.me", shared, get(fixed("/organizations/me"))},
 		{"datasets.list", shared, get(fixed("/datasets/"))},
-		{"datasets.create", bare, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"datasets.create", bare, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodPost, "/datasets/", g)
 		}},
 		{"datasets.get", shared, get(fixed("/datasets/road-signs"))},
 		{"datasets.get.include_images", shared, get(fixed("/datasets/road-signs?include_images=true&images_limit=10000&images_offset=0"))},
-		{"datasets.update", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"datasets.update", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodPatch, "/datasets/road-signs", g)
 		}},
-		{"datasets.delete", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"datasets.delete", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodDelete, "/datasets/road-signs", g)
 		}},
 		{"datasets.download", shared, get(fixed("/datasets/road-signs/download?mode=full&limit=10000"))},
 		{"images.list", shared, get(fixed("/images/?dataset=road-signs&limit=100"))},
-		{"images.upload-url", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"images.upload-url", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodPost, "/images/upload-url", g)
 		}},
-		{"images.register", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"images.register", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			env.uploaded(t, 24101)
 			return send(env, http.MethodPost, "/images/register", g)
 		}},
-		{"images.bulk-upload-url", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"images.bulk-upload-url", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodPost, "/images/bulk-upload-url", g)
 		}},
-		{"images.bulk-register", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"images.bulk-register", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			env.uploaded(t, 24101)
 			status, body := send(env, http.MethodPost, "/images/bulk-register", g)
 			var res struct{ Data bulkRegisterResult }
@@ -391,37 +348,37 @@ func goldenCases() []goldenCase {
 			g.Request = json.RawMessage(strings.Replace(string(g.Request), `"images": [`, `"images": [{"filename": "0003.png", "directory_path": "/train", "file_size": 1, "content_type": "image/png", "width": 1, "height": 1}, `, 1))
 			return status, mergeBulkRegister(t, body, env, g)
 		}},
-		{"images.delete", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"images.delete", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodDelete, "/images/road-signs/val/0001.jpg", g)
 		}},
 		{"annotations.file", shared, get(func(env *goldenEnv) string { return "/annotations/" + env.img.ID + "/file" })},
 		{"annotations.by-path", shared, get(fixed("/annotations/road-signs/val/0001.jpg"))},
-		{"annotations.save", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"annotations.save", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodPost, "/annotations/road-signs/val/0001.jpg", g)
 		}},
-		{"annotations.bulk", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
-			return send(env, http.MethodPost, "/annotations/bulk", g, gImage, env.img.ID)
+		{"annotations.bulk", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
+			return send(env, http.MethodPost, "/annotations/bulk", g, golden.Image, env.img.ID)
 		}},
-		{"annotations.delete", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"annotations.delete", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodDelete, "/annotations/road-signs/val/0001.jpg", g)
 		}},
-		{"exports.create", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"exports.create", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodPost, "/exports/", g)
 		}},
 		{"exports.get", shared, get(fixed("/exports/env-pictograph?dataset=road-signs"))},
 		{"exports.get.failed", shared, get(func(env *goldenEnv) string { return "/exports/" + env.failed })},
 		{"exports.download", shared, get(fixed("/exports/env-pictograph/download?dataset=road-signs"))},
 		{"exports.list", shared, get(fixed("/exports/?dataset_name=road-signs&status=completed"))},
-		{"exports.delete", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"exports.delete", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return send(env, http.MethodDelete, "/exports/env-pictograph?dataset=road-signs", g)
 		}},
-		{"exports.bulk-delete", fresh, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
-			return send(env, http.MethodPost, "/exports/bulk-delete", g, gExport, env.completed)
+		{"exports.bulk-delete", fresh, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
+			return send(env, http.MethodPost, "/exports/bulk-delete", g, golden.Export, env.completed)
 		}},
-		{"exports.pictograph-member", shared, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"exports.pictograph-member", shared, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return http.StatusOK, zipMember(t, env.link(t, env.completed), "annotations/val/0001.jpg.json")
 		}},
-		{"exports.coco", shared, func(t *testing.T, env *goldenEnv, g golden) (int, []byte) {
+		{"exports.coco", shared, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
 			return http.StatusOK, zipMember(t, env.link(t, env.co), "annotations.json")
 		}},
 	}
@@ -430,7 +387,7 @@ func goldenCases() []goldenCase {
 // mergeBulkRegister sends the second bulk register (with a duplicate) and
 // returns the first answer with the second's failed list, so that both a
 // succeeded and a failed item are checked.
-func mergeBulkRegister(t *testing.T, first []byte, env *goldenEnv, g golden) []byte {
+func mergeBulkRegister(t *testing.T, first []byte, env *goldenEnv, g golden.Doc) []byte {
 	t.Helper()
 	_, second := send(env, http.MethodPost, "/images/bulk-register", g)
 	var a, b map[string]map[string]json.RawMessage
@@ -449,7 +406,7 @@ func TestGoldenShapes(t *testing.T) {
 	sharedEnv := newGoldenEnv(t)
 	for _, gc := range goldenCases() {
 		t.Run(gc.name, func(t *testing.T) {
-			g := loadGolden(t, gc.name)
+			g := golden.Load(t, gc.name)
 			env := sharedEnv
 			switch gc.env {
 			case bare:
@@ -471,16 +428,12 @@ func TestGoldenShapes(t *testing.T) {
 
 // TestGoldenCoverage checks that every golden document has a case.
 func TestGoldenCoverage(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("got %v, %v; want golden documents", files, err)
-	}
 	cases := map[string]bool{}
 	for _, gc := range goldenCases() {
 		cases[gc.name] = true
 	}
-	for _, f := range files {
-		if name := strings.TrimSuffix(filepath.Base(f), ".json"); !cases[name] {
+	for _, name := range golden.Names(t) {
+		if !cases[name] {
 			t.Errorf("golden %s has no case", name)
 		}
 	}
@@ -512,7 +465,7 @@ func TestGoldenCopies(t *testing.T) {
 
 // TestShapeCheckCatchesWrongTags makes sure the check can fail.
 func TestShapeCheckCatchesWrongTags(t *testing.T) {
-	g := loadGolden(t, "annotations.delete")
+	g := golden.Load(t, "annotations.delete")
 	tests := []struct {
 		body string
 		want int

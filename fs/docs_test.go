@@ -16,6 +16,8 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // quickExports is a devserver whose exports build in a moment.
@@ -25,7 +27,7 @@ var quickExports = devserver.Options{ExportDelay: 200 * time.Millisecond}
 // image's document.
 type docFixture struct {
 	srv  *devserver.Server
-	tm   *testMount
+	tm   *testenv.Mount
 	ds   string // the dataset's directory in the mount
 	img  client.Image
 	path string // its document in the mount
@@ -33,15 +35,14 @@ type docFixture struct {
 
 func newDocFixture(t *testing.T, allowDelete bool, key string) *docFixture {
 	t.Helper()
-	srv := startServer(t, quickExports)
-	seedDemo(t, srv, 6)
+	srv := demoServer(t, quickExports, 6)
 	return docFixtureOn(t, srv, allowDelete, key)
 }
 
 func docFixtureOn(t *testing.T, srv *devserver.Server, allowDelete bool, key string) *docFixture {
 	t.Helper()
-	tm := writable(t, srv, mountConfig{key: key}, allowDelete)
-	admin := newClient(t, srv, srv.AdminKey())
+	tm := testenv.NewMount(t, srv, testenv.Options{Key: key, Writable: true, AllowDelete: allowDelete})
+	admin := testenv.Client(t, srv, srv.AdminKey())
 	var img client.Image
 	_, err := admin.EachDatasetImage(context.Background(), demoName, 0, func(page []client.Image) error {
 		for _, im := range page {
@@ -54,21 +55,19 @@ func docFixtureOn(t *testing.T, srv *devserver.Server, allowDelete bool, key str
 	if err != nil || img.ID == "" {
 		t.Fatalf("no annotated demo image: %v", err)
 	}
-	ds := filepath.Join(tm.dir, demoName)
+	ds := filepath.Join(tm.Dir, demoName)
 	return &docFixture{srv: srv, tm: tm, ds: ds, img: img,
-		path: filepath.Join(ds, "annotations", relPath(img)+".json")}
+		path: filepath.Join(ds, testenv.DocumentPath(img))}
 }
 
 // serverDoc is the image's document on the server, as the mount shows it.
 func (f *docFixture) serverDoc(t *testing.T) []byte {
 	t.Helper()
-	raw, err := newClient(t, f.srv, f.srv.AdminKey()).AnnotationFile(context.Background(), f.img.ID)
+	doc, err := testenv.Document(context.Background(), testenv.Client(t, f.srv, f.srv.AdminKey()), f.img.ID)
 	if err != nil {
 		t.Fatalf("document of %s on the server: %v", f.img.Filename, err)
 	}
-	var buf bytes.Buffer
-	json.Indent(&buf, bytes.TrimSpace(raw), "", "  ")
-	return buf.Bytes()
+	return doc
 }
 
 // annotations returns the names of a document's annotations.
@@ -189,14 +188,17 @@ func TestInvalidDocumentsAreRefused(t *testing.T) {
 func TestEditorsSaveDocuments(t *testing.T) {
 	f := newDocFixture(t, false, "")
 	name := f.img.Filename
-	vim, err := exec.LookPath("vim")
-	if err != nil {
-		requireTool(t, "vim")
-	}
+	vim := testkit.RequireTool(t, "vim")
 	dir := filepath.Dir(f.path)
+	// vim starts outside the mount and is given the document's full path
+	// (backupdir=. is the file's folder, wherever vim runs): a child that
+	// started in the mount would ask this process's FUSE server for its
+	// working directory between fork and exec, a window in which a
+	// stop-the-world of this process can wait on the fork forever.
+	outside := t.TempDir()
 	vimRun := func(args ...string) ([]byte, error) {
 		cmd := exec.Command(vim, append([]string{"-u", "NONE", "-N", "-n", "-i", "NONE", "-es"}, args...)...)
-		cmd.Dir = dir
+		cmd.Dir = outside
 		return cmd.CombinedOutput()
 	}
 	edit := func(how string, args ...string) {
@@ -209,16 +211,16 @@ func TestEditorsSaveDocuments(t *testing.T) {
 	replace := func(doc []byte) string {
 		return "%d|call setline(1, " + vimString(string(doc)) + ")"
 	}
-	edit("vim in place", "-c", replace(docWith(name, "rectangle")), "-c", "wq", filepath.Base(f.path))
+	edit("vim in place", "-c", replace(docWith(name, "rectangle")), "-c", "wq", f.path)
 	f.checkSaved(t, "vim in place", "rectangle")
 
-	edit("vim with a backup", "-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace(docWith(name, "circle", "circle")), "-c", "wq", filepath.Base(f.path))
+	edit("vim with a backup", "-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace(docWith(name, "circle", "circle")), "-c", "wq", f.path)
 	f.checkSaved(t, "vim renaming the original to a backup", "circle", "circle")
 	if entries, _ := os.ReadDir(dir); strings.Contains(fmt.Sprint(entries), "~") || strings.Contains(fmt.Sprint(entries), "4913") {
 		t.Errorf("vim's backup or probe left in the mount: %v", entries)
 	}
 
-	if out, err := vimRun("-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace([]byte(`{"annotations": [{"label": "x"}]}`)), "-c", "w", "-c", "q!", filepath.Base(f.path)); err == nil {
+	if out, err := vimRun("-c", "set writebackup backupcopy=auto backupskip= backupdir=.", "-c", replace([]byte(`{"annotations": [{"label": "x"}]}`)), "-c", "w", "-c", "q!", f.path); err == nil {
 		t.Errorf("vim wrote an invalid document without an error:\n%s", out)
 	}
 	f.checkSaved(t, "after vim was refused an invalid document", "circle", "circle")
@@ -252,10 +254,9 @@ func vimString(s string) string {
 // TestRemovalsNeedAllowDelete checks unlink and rmdir with and without
 // --allow-delete, and what each does on the server.
 func TestRemovalsNeedAllowDelete(t *testing.T) {
-	srv := startServer(t, quickExports)
-	seedDemo(t, srv, 6)
+	srv := demoServer(t, quickExports, 6)
 	ro := docFixtureOn(t, srv, false, "")
-	img := filepath.Join(ro.ds, "images", relPath(ro.img))
+	img := filepath.Join(ro.ds, testenv.ImagePath(ro.img))
 	for what, op := range map[string]func() error{
 		"rm image":              func() error { return os.Remove(img) },
 		"rm document":           func() error { return os.Remove(ro.path) },
@@ -281,7 +282,7 @@ func TestRemovalsNeedAllowDelete(t *testing.T) {
 	}
 
 	f := docFixtureOn(t, srv, true, "")
-	img = filepath.Join(f.ds, "images", relPath(f.img))
+	img = filepath.Join(f.ds, testenv.ImagePath(f.img))
 	if err := os.Remove(f.path); err != nil {
 		t.Fatalf("rm of a document with --allow-delete: %v", err)
 	}
@@ -314,7 +315,7 @@ func TestRemovalsNeedAllowDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := docFixtureOn(t, srv, true, member)
-	if err := os.Remove(filepath.Join(m.ds, "images", relPath(m.img))); !errnoIs(err, syscall.EACCES) {
+	if err := os.Remove(filepath.Join(m.ds, testenv.ImagePath(m.img))); !errnoIs(err, syscall.EACCES) {
 		t.Errorf("rm of an image with a member key: got %v, want EACCES", err)
 	}
 	if err := os.Remove(m.path); !errnoIs(err, syscall.EACCES) {
@@ -327,10 +328,9 @@ func TestRemovalsNeedAllowDelete(t *testing.T) {
 // but the dataset itself stays, with all its images archived, because a
 // dataset that holds any image is never deleted.
 func TestRmRfDatasetArchivesButNeverDeletes(t *testing.T) {
-	srv := startServer(t, quickExports)
-	seedDemo(t, srv, 6)
-	tm := writable(t, srv, mountConfig{}, true)
-	ds := filepath.Join(tm.dir, demoName)
+	srv := demoServer(t, quickExports, 6)
+	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true, AllowDelete: true})
+	ds := filepath.Join(tm.Dir, demoName)
 	if err := exec.Command("rm", "-rf", ds).Run(); err == nil {
 		t.Errorf("rm -rf of a dataset succeeded: it must fail on rmdir of the dataset")
 	}
@@ -347,10 +347,10 @@ func TestRmRfDatasetArchivesButNeverDeletes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ds, "dataset.json")); err != nil {
 		t.Errorf("the dataset's directory after rm -rf: %v", err)
 	}
-	if err := os.Mkdir(filepath.Join(tm.dir, "empty-one"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(tm.Dir, "empty-one"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(tm.dir, "empty-one")); err != nil {
+	if err := os.Remove(filepath.Join(tm.Dir, "empty-one")); err != nil {
 		t.Errorf("rmdir of an empty dataset: %v", err)
 	}
 }

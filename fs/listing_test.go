@@ -13,6 +13,8 @@ import (
 
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // TestListingAnnotationsCostsNoDocuments lists a folder of annotation
@@ -21,13 +23,13 @@ import (
 // need sizes, fetch what they show (no bulk snapshot here), and the sizes
 // are the documents' true lengths.
 func TestListingAnnotationsCostsNoDocuments(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	const n = 600
 	if err := srv.SeedSynthetic(context.Background(), srv.DefaultOrg(), "set", n, 1); err != nil {
 		t.Fatal(err)
 	}
-	tm := mount(t, srv, mountConfig{catalog: func(o *catalog.Options) { o.Bulk.Disable = true }})
-	ann := filepath.Join(tm.dir, "set", "annotations")
+	tm := testenv.NewMount(t, srv, testenv.Options{Catalog: func(o *catalog.Options) { o.Bulk.Disable = true }})
+	ann := filepath.Join(tm.Dir, "set", "annotations")
 	srv.ResetStats()
 
 	names := map[string]func() (string, error){
@@ -94,11 +96,7 @@ func output(name string, args ...string) (string, error) {
 
 func python(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 missing")
-	}
-	return p
+	return testkit.RequireTool(t, "python3")
 }
 
 // TestWaitsOnTheAPIAreBounded: a listing over an API slower than the wait
@@ -108,14 +106,14 @@ func TestWaitsOnTheAPIAreBounded(t *testing.T) {
 	const bound = 700 * time.Millisecond
 
 	t.Run("slow API", func(t *testing.T) {
-		srv := startServer(t, devserver.Options{})
+		srv := testenv.StartServer(t, devserver.Options{})
 		if err := srv.SeedSynthetic(context.Background(), srv.DefaultOrg(), "set", 20, 1); err != nil {
 			t.Fatal(err)
 		}
-		tm := mount(t, srv, mountConfig{catalog: func(o *catalog.Options) { o.WaitTimeout = bound }})
+		tm := testenv.NewMount(t, srv, testenv.Options{Catalog: func(o *catalog.Options) { o.WaitTimeout = bound }})
 		srv.SetFaults(devserver.Faults{APILatency: 4 * time.Second})
 		start := time.Now()
-		_, err := os.ReadDir(filepath.Join(tm.dir, "set"))
+		_, err := os.ReadDir(filepath.Join(tm.Dir, "set"))
 		took := time.Since(start)
 		if errnoOf(err) != syscall.ETIMEDOUT {
 			t.Errorf("ls over a 4 s API with a %v bound: got %v, want ETIMEDOUT", bound, err)
@@ -126,7 +124,7 @@ func TestWaitsOnTheAPIAreBounded(t *testing.T) {
 		srv.SetFaults(devserver.Faults{})
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			if _, err = os.ReadDir(filepath.Join(tm.dir, "set", "images")); err == nil {
+			if _, err = os.ReadDir(filepath.Join(tm.Dir, "set", "images")); err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -137,18 +135,18 @@ func TestWaitsOnTheAPIAreBounded(t *testing.T) {
 	})
 
 	t.Run("rate limited", func(t *testing.T) {
-		srv := startServer(t, devserver.Options{RequestsPerHour: 3, RateWindow: time.Minute})
+		srv := testenv.StartServer(t, devserver.Options{RequestsPerHour: 3, RateWindow: time.Minute})
 		if err := srv.SeedSynthetic(context.Background(), srv.DefaultOrg(), "set", 20, 1); err != nil {
 			t.Fatal(err)
 		}
-		tm := mount(t, srv, mountConfig{catalog: func(o *catalog.Options) {
+		tm := testenv.NewMount(t, srv, testenv.Options{Catalog: func(o *catalog.Options) {
 			o.WaitTimeout = bound
 			o.Bulk.Disable = true
 		}})
 		// Each annotated document costs a request; the third or fourth
 		// meets the budget, whose Retry-After (up to a minute) the client
 		// would wait out.
-		ann := filepath.Join(tm.dir, "set", "annotations")
+		ann := filepath.Join(tm.Dir, "set", "annotations")
 		var errno error
 		start := time.Now()
 		for i := 0; i < 20 && errno == nil; i += 2 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,72 +18,38 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 const demoName = "shapes-demo"
 
-func seedDemo(t *testing.T, srv *devserver.Server, n int) {
+// demoServer starts a devserver on opts holding the demo dataset of n
+// images.
+func demoServer(t *testing.T, opts devserver.Options, n int) *devserver.Server {
 	t.Helper()
+	srv := testenv.StartServer(t, opts)
 	if _, err := srv.SeedDemo(context.Background(), srv.DefaultOrg(), demoName, n); err != nil {
 		t.Fatalf("SeedDemo: %v", err)
 	}
+	return srv
 }
 
 // checkTree compares a copy of the dataset (mounted or copied out) with the
 // sources, byte for byte, and checks that it holds nothing else.
-func checkTree(t *testing.T, root string, srcs []source) {
+func checkTree(t *testing.T, root string, srcs []testenv.Source) {
 	t.Helper()
-	want := map[string][]byte{}
-	for _, s := range srcs {
-		want[filepath.Join("images", relPath(s.img))] = s.bytes
-		want[filepath.Join("annotations", relPath(s.img)+".json")] = s.doc
-	}
-	seen := 0
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() || rel == "dataset.json" {
-			return nil
-		}
-		w, ok := want[rel]
-		if !ok {
-			t.Errorf("%s: unexpected file", rel)
-			return nil
-		}
-		got, err := os.ReadFile(p)
-		if err != nil {
-			t.Errorf("read %s: %v", rel, err)
-			return nil
-		}
-		if !bytes.Equal(got, w) {
-			t.Errorf("%s: got %d bytes, want %d bytes equal to the source", rel, len(got), len(w))
-		}
-		st, err := os.Stat(p)
-		if err == nil && st.Size() != int64(len(w)) {
-			t.Errorf("%s: stat size %d, want %d", rel, st.Size(), len(w))
-		}
-		seen++
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	if seen != len(want) {
-		t.Errorf("walk of %s saw %d files, want %d", root, seen, len(want))
-	}
+	testenv.CheckTree(t, root, testenv.Files(srcs))
 }
 
 func TestToolsReadEveryByte(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	seedDemo(t, srv, 60)
-	tm := mount(t, srv, mountConfig{})
-	srcs := sources(t, tm.api, demoName)
-	ds := filepath.Join(tm.dir, demoName)
+	srv := demoServer(t, devserver.Options{}, 60)
+	tm := testenv.NewMount(t, srv, testenv.Options{})
+	srcs := testenv.MustSources(t, tm.API, demoName)
+	ds := filepath.Join(tm.Dir, demoName)
 
-	if got := run(t, "ls", tm.dir); strings.TrimSpace(got) != demoName {
-		t.Errorf("ls %s: got %q, want %q", tm.dir, got, demoName)
+	if got := run(t, "ls", tm.Dir); strings.TrimSpace(got) != demoName {
+		t.Errorf("ls %s: got %q, want %q", tm.Dir, got, demoName)
 	}
 	if got := run(t, "ls", ds); strings.Join(strings.Fields(got), " ") != "annotations dataset.json images" {
 		t.Errorf("ls dataset: got %q, want annotations dataset.json images", got)
@@ -95,15 +62,15 @@ func TestToolsReadEveryByte(t *testing.T) {
 	}
 	var total int64
 	for _, s := range srcs {
-		total += int64(len(s.bytes))
+		total += int64(len(s.Bytes))
 	}
 	du := strings.Fields(run(t, "du", "-sb", filepath.Join(ds, "images")))
-	if du[0] != strconv.FormatInt(total+duDirs(t, filepath.Join(ds, "images")), 10) {
+	if du[0] != strconv.FormatInt(total+statSizes(filepath.Join(ds, "images"), true), 10) {
 		t.Errorf("du -sb images: got %s, want %d bytes of images plus directories", du[0], total)
 	}
-	st, err := os.Stat(filepath.Join(ds, "images", relPath(srcs[0].img)))
-	if err != nil || st.Size() != srcs[0].img.FileSize || st.Mode().Perm() != 0o444 {
-		t.Errorf("stat image: got %v %v, want size %d mode 0444", st, err, srcs[0].img.FileSize)
+	st, err := os.Stat(filepath.Join(ds, testenv.ImagePath(srcs[0].Image)))
+	if err != nil || st.Size() != srcs[0].Image.FileSize || st.Mode().Perm() != 0o444 {
+		t.Errorf("stat image: got %v %v, want size %d mode 0444", st, err, srcs[0].Image.FileSize)
 	}
 
 	out := t.TempDir()
@@ -113,14 +80,14 @@ func TestToolsReadEveryByte(t *testing.T) {
 	tarDir := filepath.Join(out, "tar")
 	os.Mkdir(tarDir, 0o755)
 	tarFile := filepath.Join(out, "ds.tar")
-	run(t, "tar", "-cf", tarFile, "-C", tm.dir, demoName)
+	run(t, "tar", "-cf", tarFile, "-C", tm.Dir, demoName)
 	run(t, "tar", "-xf", tarFile, "-C", tarDir)
 	checkTree(t, filepath.Join(tarDir, demoName), srcs)
 
 	if _, err := exec.LookPath("rsync"); err == nil {
 		run(t, "rsync", "-a", "--checksum", ds+"/", filepath.Join(out, "rsync")+"/")
 		checkTree(t, filepath.Join(out, "rsync"), srcs)
-	} else if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
+	} else if os.Getenv(testkit.FUSEEnv) != "" {
 		t.Errorf("rsync is not installed; .ci/run must install it")
 	}
 
@@ -130,11 +97,12 @@ func TestToolsReadEveryByte(t *testing.T) {
 	}
 }
 
-// duDirs is what du counts for the directories themselves (4096 each here).
-func duDirs(t *testing.T, root string) int64 {
+// statSizes adds up the stat sizes under root: of the directories (what du
+// counts for them, 4096 each here) or of the files.
+func statSizes(root string, dirs bool) int64 {
 	var n int64
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
+		if err == nil && d.IsDir() == dirs {
 			if st, err := os.Stat(p); err == nil {
 				n += st.Size()
 			}
@@ -145,11 +113,10 @@ func duDirs(t *testing.T, root string) int64 {
 }
 
 func TestConcurrentReadersCauseOneDownload(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	seedDemo(t, srv, 4)
-	tm := mount(t, srv, mountConfig{})
-	srcs := sources(t, tm.api, demoName)
-	p := filepath.Join(tm.dir, demoName, "images", relPath(srcs[0].img))
+	srv := demoServer(t, devserver.Options{}, 4)
+	tm := testenv.NewMount(t, srv, testenv.Options{})
+	srcs := testenv.MustSources(t, tm.API, demoName)
+	p := filepath.Join(tm.Dir, demoName, testenv.ImagePath(srcs[0].Image))
 	srv.ResetStats()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -158,7 +125,7 @@ func TestConcurrentReadersCauseOneDownload(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			b, err := os.ReadFile(p)
-			if err == nil && !bytes.Equal(b, srcs[0].bytes) {
+			if err == nil && !bytes.Equal(b, srcs[0].Bytes) {
 				err = errors.New("bytes differ from the source")
 			}
 			if err != nil {
@@ -177,17 +144,16 @@ func TestConcurrentReadersCauseOneDownload(t *testing.T) {
 }
 
 func TestRemountReadsFromCacheWithNoStorageGets(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	seedDemo(t, srv, 30)
+	srv := demoServer(t, devserver.Options{}, 30)
 	cacheDir := t.TempDir()
-	first := mount(t, srv, mountConfig{cacheDir: cacheDir})
-	srcs := sources(t, first.api, demoName)
-	checkTree(t, filepath.Join(first.dir, demoName), srcs)
-	first.unmount(t)()
+	first := testenv.NewMount(t, srv, testenv.Options{CacheDir: cacheDir})
+	srcs := testenv.MustSources(t, first.API, demoName)
+	checkTree(t, filepath.Join(first.Dir, demoName), srcs)
+	first.Unmount()
 
 	srv.ResetStats()
-	second := mount(t, srv, mountConfig{cacheDir: cacheDir})
-	checkTree(t, filepath.Join(second.dir, demoName), srcs)
+	second := testenv.NewMount(t, srv, testenv.Options{CacheDir: cacheDir})
+	checkTree(t, filepath.Join(second.Dir, demoName), srcs)
 	if got := srv.Stats().StorageGets; got != 0 {
 		t.Errorf("storage GETs on the second mount over a warm cache: got %d, want 0", got)
 	}
@@ -197,37 +163,23 @@ func TestRemountReadsFromCacheWithNoStorageGets(t *testing.T) {
 }
 
 func TestCacheCapHoldsUnderALargerWalk(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	seedDemo(t, srv, 60)
+	srv := demoServer(t, devserver.Options{}, 60)
 	cacheDir := t.TempDir()
-	api := newClient(t, srv, srv.AdminKey())
-	srcs := sources(t, api, demoName)
+	api := testenv.Client(t, srv, srv.AdminKey())
+	srcs := testenv.MustSources(t, api, demoName)
 	var total int64
 	for _, s := range srcs {
-		total += int64(len(s.bytes)) + int64(len(s.doc))
+		total += int64(len(s.Bytes)) + int64(len(s.Doc))
 	}
 	limit := total / 4
-	tm := mount(t, srv, mountConfig{cacheDir: cacheDir, cacheSize: limit})
-	checkTree(t, filepath.Join(tm.dir, demoName), srcs)
-	if got := dirBytes(t, cacheDir); got > limit {
+	tm := testenv.NewMount(t, srv, testenv.Options{CacheDir: cacheDir, CacheSize: limit})
+	checkTree(t, filepath.Join(tm.Dir, demoName), srcs)
+	if got := statSizes(cacheDir, false); got > limit {
 		t.Errorf("cache dir holds %d bytes after the walk, want ≤ the cap %d", got, limit)
 	}
-	if got := tm.cache.Stats().Bytes; got > limit {
+	if got := tm.Cache.Stats().Bytes; got > limit {
 		t.Errorf("cache accounts %d bytes, want ≤ %d", got, limit)
 	}
-}
-
-func dirBytes(t *testing.T, root string) int64 {
-	var n int64
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if st, err := os.Stat(p); err == nil {
-				n += st.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func errnoOf(err error) syscall.Errno {
@@ -239,19 +191,18 @@ func errnoOf(err error) syscall.Errno {
 }
 
 func TestDatasetDirectories(t *testing.T) {
-	srv := startServer(t, devserver.Options{MaxDatasetsPerOrg: 3})
-	seedDemo(t, srv, 2)
-	tm := mount(t, srv, mountConfig{})
+	srv := demoServer(t, devserver.Options{MaxDatasetsPerOrg: 3}, 2)
+	tm := testenv.NewMount(t, srv, testenv.Options{})
 	ctx := context.Background()
-	p := func(name string) string { return filepath.Join(tm.dir, name) }
+	p := func(name string) string { return filepath.Join(tm.Dir, name) }
 
 	if err := os.Mkdir(p("fresh"), 0o755); err != nil {
 		t.Fatalf("mkdir fresh: %v", err)
 	}
-	if _, err := tm.api.GetDataset(ctx, "fresh"); err != nil {
+	if _, err := tm.API.GetDataset(ctx, "fresh"); err != nil {
 		t.Errorf("dataset made by mkdir: GetDataset: %v, want it to exist", err)
 	}
-	if got := run(t, "ls", tm.dir); !strings.Contains(got, "fresh") {
+	if got := run(t, "ls", tm.Dir); !strings.Contains(got, "fresh") {
 		t.Errorf("ls after mkdir: got %q, want it to list fresh", got)
 	}
 	if err := os.Mkdir(p("fresh"), 0o755); errnoOf(err) != syscall.EEXIST {
@@ -266,7 +217,7 @@ func TestDatasetDirectories(t *testing.T) {
 	if err := os.Rename(p("fresh"), p("renamed")); err != nil {
 		t.Fatalf("mv fresh renamed: %v", err)
 	}
-	if _, err := tm.api.GetDataset(ctx, "renamed"); err != nil {
+	if _, err := tm.API.GetDataset(ctx, "renamed"); err != nil {
 		t.Errorf("after mv: GetDataset(renamed): %v, want it to exist", err)
 	}
 	if _, err := os.Stat(p("fresh")); !errors.Is(err, os.ErrNotExist) {
@@ -281,7 +232,7 @@ func TestDatasetDirectories(t *testing.T) {
 	if err := os.Remove(p("renamed")); err != nil {
 		t.Errorf("rmdir of an empty dataset: %v", err)
 	}
-	if _, err := tm.api.GetDataset(ctx, "renamed"); !errors.Is(err, client.ErrNotFound) {
+	if _, err := tm.API.GetDataset(ctx, "renamed"); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("after rmdir: GetDataset: got %v, want not found", err)
 	}
 
@@ -313,9 +264,9 @@ func TestDatasetDirectories(t *testing.T) {
 		}
 	}
 
-	member := mount(t, srv, mountConfig{key: srv.MemberKey()})
-	if err := os.Mkdir(filepath.Join(member.dir, "by-member"), 0o755); err == nil {
-		if err := os.Remove(filepath.Join(member.dir, "by-member")); errnoOf(err) != syscall.EACCES {
+	member := testenv.NewMount(t, srv, testenv.Options{Key: srv.MemberKey()})
+	if err := os.Mkdir(filepath.Join(member.Dir, "by-member"), 0o755); err == nil {
+		if err := os.Remove(filepath.Join(member.Dir, "by-member")); errnoOf(err) != syscall.EACCES {
 			t.Errorf("rmdir with a member key: got %v, want EACCES", err)
 		}
 	} else if errnoOf(err) != syscall.EDQUOT {
@@ -323,85 +274,8 @@ func TestDatasetDirectories(t *testing.T) {
 	}
 }
 
-func TestHostileNames(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	ctx := context.Background()
-	org := srv.DefaultOrg()
-	if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: "hostile"}); err != nil {
-		t.Fatal(err)
-	}
-	type entry struct{ dir, name string }
-	hostile := []entry{
-		{"/", ".."}, {"/", "."}, {"/", "a/b.jpg"}, {"/", "../../escape.jpg"}, {"/", "nul\x00.jpg"},
-		{"/", "ctl\x01\x1b[31m.jpg"}, {"/", strings.Repeat("L", 1000) + ".jpg"}, {"/", strings.Repeat("L", 999) + "M.jpg"},
-		{"/", "caf\u00e9.jpg"}, {"/", "cafe\u0301.jpg"}, {"/", "dup.jpg"}, {"/", "dup.jpg"},
-		{"/../..", "up.jpg"}, {"/sub", "x.jpg"}, {"/", "sub"}, {"/", "sub.json"}, {"/", ""},
-	}
-	want := map[string]int{}
-	for i, h := range hostile {
-		data := []byte("image-" + strconv.Itoa(i))
-		if _, err := srv.AddImage(ctx, org, "hostile", h.dir, h.name, "image/jpeg", data, nil); err != nil {
-			t.Fatalf("AddImage %q: %v", h.name, err)
-		}
-		want[string(data)]++
-	}
-	tm := mount(t, srv, mountConfig{})
-	root := filepath.Join(tm.dir, "hostile", "images")
-	got := map[string]int{}
-	names := map[string]bool{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(p, root) {
-			t.Errorf("walk left the images folder: %s", p)
-		}
-		if d.IsDir() {
-			return nil
-		}
-		if names[p] {
-			t.Errorf("%s listed twice", p)
-		}
-		names[p] = true
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Errorf("read %q: %v", p, err)
-			return nil
-		}
-		got[string(b)]++
-		doc := filepath.Join(tm.dir, "hostile", "annotations", strings.TrimPrefix(p, root)) + ".json"
-		if _, err := os.Stat(doc); err != nil {
-			t.Errorf("annotation document of %q: %v", p, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk: %v", err)
-	}
-	for k, n := range want {
-		if got[k] != n {
-			t.Errorf("content %q: seen %d times, want %d", k, got[k], n)
-		}
-	}
-	if len(names) != len(hostile) {
-		t.Errorf("got %d files, want %d distinct files", len(names), len(hostile))
-	}
-	again := map[string]bool{}
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			again[p] = true
-		}
-		return nil
-	})
-	for p := range names {
-		if !again[p] {
-			t.Errorf("name %q not stable across listings", p)
-		}
-	}
-}
-
 func TestMountpointChecks(t *testing.T) {
-	requireFUSE(t)
+	testkit.RequireFUSE(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "keep.txt"), []byte("mine"), 0o644)
 	tests := []struct {
@@ -417,9 +291,9 @@ func TestMountpointChecks(t *testing.T) {
 			t.Errorf("%s: CheckMountpoint: got %v, want an error containing %q", tt.name, err, tt.want)
 		}
 	}
-	srv := startServer(t, devserver.Options{})
-	tm := mount(t, srv, mountConfig{})
-	if err := pfs.CheckMountpoint(tm.dir); err == nil || !strings.Contains(err.Error(), "already mounted") {
+	srv := testenv.StartServer(t, devserver.Options{})
+	tm := testenv.NewMount(t, srv, testenv.Options{})
+	if err := pfs.CheckMountpoint(tm.Dir); err == nil || !strings.Contains(err.Error(), "already mounted") {
 		t.Errorf("already mounted: got %v, want an error containing %q", err, "already mounted")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "keep.txt")); string(b) != "mine" {
@@ -432,15 +306,11 @@ const debianPython = "/usr/bin/python3"
 
 func TestPyTorchDataLoader(t *testing.T) {
 	if err := exec.Command(debianPython, "-c", "import torch, torchvision, PIL").Run(); err != nil {
-		if os.Getenv("PICTOFS_REQUIRE_TORCH") != "" {
-			t.Fatalf("python3-torch, python3-torchvision and python3-pil are needed (PICTOFS_REQUIRE_TORCH is set): %v", err)
-		}
-		t.Skipf("no torch in %s: %v", debianPython, err)
+		testkit.Unavailable(t, "PICTOFS_REQUIRE_TORCH", fmt.Sprintf("python3-torch, python3-torchvision and python3-pil are needed in %s: %v", debianPython, err))
 	}
-	srv := startServer(t, devserver.Options{})
-	seedDemo(t, srv, 120)
-	tm := mount(t, srv, mountConfig{})
-	out := run(t, debianPython, "../examples/pytorch_loader.py", "--check", "--workers", "4", filepath.Join(tm.dir, demoName))
+	srv := demoServer(t, devserver.Options{}, 120)
+	tm := testenv.NewMount(t, srv, testenv.Options{})
+	out := run(t, debianPython, "../examples/pytorch_loader.py", "--check", "--workers", "4", filepath.Join(tm.Dir, demoName))
 	if !strings.Contains(out, "epoch 1: 120 images") {
 		t.Errorf("loader output: got %q, want one epoch of 120 images", out)
 	}
@@ -448,11 +318,8 @@ func TestPyTorchDataLoader(t *testing.T) {
 }
 
 func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("FUSE passthrough needs CAP_SYS_ADMIN")
-	}
-	srv := startServer(t, devserver.Options{})
-	seedDemo(t, srv, 6)
+	testkit.RequireRoot(t, "FUSE passthrough (CAP_SYS_ADMIN)")
+	srv := demoServer(t, devserver.Options{}, 6)
 	tests := []struct {
 		name        string
 		disable     bool
@@ -464,13 +331,13 @@ func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tm := mount(t, srv, mountConfig{tweak: func(o *pfs.Options) { o.DisablePassthrough = tt.disable }})
-			if got := tm.m.Passthrough(); got != tt.passthrough {
-				t.Skipf("kernel passthrough: got %v, want %v (kernel without CONFIG_FUSE_PASSTHROUGH?)", got, tt.passthrough)
+			tm := testenv.NewMount(t, srv, testenv.Options{FS: func(o *pfs.Options) { o.DisablePassthrough = tt.disable }})
+			if got := tm.FS.Passthrough(); got != tt.passthrough {
+				testkit.Unavailable(t, testkit.FUSEEnv, fmt.Sprintf("kernel passthrough: got %v, want %v (kernel without CONFIG_FUSE_PASSTHROUGH?)", got, tt.passthrough))
 			}
-			srcs := sources(t, tm.api, demoName)
-			checkTree(t, filepath.Join(tm.dir, demoName), srcs)
-			reads := tm.m.Stats().DaemonReads
+			srcs := testenv.MustSources(t, tm.API, demoName)
+			checkTree(t, filepath.Join(tm.Dir, demoName), srcs)
+			reads := tm.FS.Stats().DaemonReads
 			if tt.wantDaemon && reads == 0 {
 				t.Errorf("daemon reads without passthrough: got 0, want > 0")
 			}
@@ -482,12 +349,11 @@ func TestPassthroughServesCachedReadsInTheKernel(t *testing.T) {
 }
 
 func TestImagesBeyondTheDownloadListingUseTheByteRoute(t *testing.T) {
-	srv := startServer(t, devserver.Options{DownloadCap: 10})
-	seedDemo(t, srv, 30)
-	tm := mount(t, srv, mountConfig{})
-	srcs := sources(t, tm.api, demoName)
+	srv := demoServer(t, devserver.Options{DownloadCap: 10}, 30)
+	tm := testenv.NewMount(t, srv, testenv.Options{})
+	srcs := testenv.MustSources(t, tm.API, demoName)
 	srv.ResetStats()
-	checkTree(t, filepath.Join(tm.dir, demoName), srcs)
+	checkTree(t, filepath.Join(tm.Dir, demoName), srcs)
 	st := srv.Stats()
 	// The documents come from one export, whose ZIP is one more storage GET.
 	if images := st.StorageGets - st.ExportDownloads; images != 10 || st.ImageByteRequests != 20 {
@@ -500,16 +366,16 @@ func TestImagesBeyondTheDownloadListingUseTheByteRoute(t *testing.T) {
 }
 
 func TestLargeDirectoryListsEveryEntryOnceAndStably(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	const n = 5000
 	if _, err := srv.SeedBulk(context.Background(), srv.DefaultOrg(), "big", n); err != nil {
 		t.Fatalf("SeedBulk: %v", err)
 	}
-	tm := mount(t, srv, mountConfig{})
+	tm := testenv.NewMount(t, srv, testenv.Options{})
 	srv.ResetStats()
 	var first []string
 	for pass := range 3 {
-		out := run(t, "find", filepath.Join(tm.dir, "big", "images"), "-type", "f", "-printf", "%i %P\n")
+		out := run(t, "find", filepath.Join(tm.Dir, "big", "images"), "-type", "f", "-printf", "%i %P\n")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != n {
 			t.Fatalf("pass %d: find listed %d files, want %d", pass, len(lines), n)

@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,39 +19,9 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	"github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
-
-// writable mounts srv with a staging area (and AllowDelete if asked), as
-// `pictofs mount` does by default.
-func writable(t *testing.T, srv *devserver.Server, cfg mountConfig, allowDelete bool) *testMount {
-	t.Helper()
-	if cfg.cacheDir == "" {
-		cfg.cacheDir = t.TempDir()
-	}
-	prev := cfg.catalog
-	cfg.catalog = func(o *catalog.Options) {
-		o.Writes = catalog.WriteOptions{StagingDir: filepath.Join(cfg.cacheDir, "staging"), AllowDelete: allowDelete}
-		if prev != nil {
-			prev(o)
-		}
-	}
-	return mount(t, srv, cfg)
-}
-
-// pngBytes is a small PNG, distinct for each seed.
-func pngBytes(t testing.TB, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 8+seed%5, 6))
-	for i := range img.Pix {
-		img.Pix[i] = byte(seed*31 + i)
-	}
-	img.Set(0, 0, color.RGBA{byte(seed), byte(seed >> 8), 1, 255})
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // serverImages returns the images of a dataset on the server, by
 // directory_path/filename.
@@ -86,19 +53,10 @@ func serverBytes(t *testing.T, api *client.Client, dataset, dir, name string) []
 	return buf.Bytes()
 }
 
-func newDataset(t *testing.T, srv *devserver.Server, name string) {
-	t.Helper()
-	if _, err := srv.CreateDataset(context.Background(), srv.DefaultOrg(), devserver.CreateDatasetRequest{
-		Name: name, Classes: []devserver.Class{{Name: "cat", Type: "bbox"}, {Name: "dog", Type: "bbox"}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestCopyUploadsImages(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	newDataset(t, srv, "up")
-	tm := writable(t, srv, mountConfig{}, false)
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "up")
+	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true})
 	src := t.TempDir()
 	want := map[string][]byte{}
 	for i := range 5 {
@@ -106,17 +64,17 @@ func TestCopyUploadsImages(t *testing.T) {
 		if i >= 3 {
 			name = filepath.Join("sub", "deeper", name)
 		}
-		b := pngBytes(t, i)
+		b := testenv.PNG(t, i)
 		want[filepath.ToSlash(name)] = b
 		os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755)
 		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	images := filepath.Join(tm.dir, "up", "images")
+	images := filepath.Join(tm.Dir, "up", "images")
 	run(t, "cp", "-r", src+"/.", images)
 
-	got := serverImages(t, tm.api, "up")
+	got := serverImages(t, tm.API, "up")
 	if len(got) != len(want) {
 		t.Errorf("server holds %d images, want %d: %v", len(got), len(want), keysOf(got))
 	}
@@ -127,7 +85,7 @@ func TestCopyUploadsImages(t *testing.T) {
 			t.Errorf("%s: on the server %+v, want %d bytes", name, img, len(b))
 			continue
 		}
-		if s := serverBytes(t, tm.api, "up", dir, file); !bytes.Equal(s, b) {
+		if s := serverBytes(t, tm.API, "up", dir, file); !bytes.Equal(s, b) {
 			t.Errorf("%s: server bytes differ (%d vs %d)", name, len(s), len(b))
 		}
 		read, err := os.ReadFile(filepath.Join(images, name))
@@ -138,7 +96,7 @@ func TestCopyUploadsImages(t *testing.T) {
 	if after := srv.Stats(); after.StorageGets != st.StorageGets {
 		t.Errorf("reading the uploaded images back cost %d storage GETs, want 0 (served from the cache)", after.StorageGets-st.StorageGets)
 	}
-	if out := run(t, "ls", filepath.Join(tm.dir, "up", "annotations", "sub", "deeper")); !strings.Contains(out, "img3.png.json") {
+	if out := run(t, "ls", filepath.Join(tm.Dir, "up", "annotations", "sub", "deeper")); !strings.Contains(out, "img3.png.json") {
 		t.Errorf("ls annotations/sub/deeper: %q, want the new image's document", out)
 	}
 }
@@ -161,20 +119,20 @@ func errnoIs(err error, want syscall.Errno) bool {
 // is the errno of the call that fails, the file is not left behind, and
 // nothing reaches the server.
 func TestImageWritesRefused(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	newDataset(t, srv, "ref")
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "ref")
 	cacheDir := t.TempDir()
-	tm := writable(t, srv, mountConfig{cacheDir: cacheDir, catalog: func(o *catalog.Options) { o.Writes.MaxFileBytes = 64 << 10 }}, false)
-	images := filepath.Join(tm.dir, "ref", "images")
-	if err := os.WriteFile(filepath.Join(images, "first.png"), pngBytes(t, 1), 0o644); err != nil {
+	tm := testenv.NewMount(t, srv, testenv.Options{CacheDir: cacheDir, Writable: true, Catalog: func(o *catalog.Options) { o.Writes.MaxFileBytes = 64 << 10 }})
+	images := filepath.Join(tm.Dir, "ref", "images")
+	if err := os.WriteFile(filepath.Join(images, "first.png"), testenv.PNG(t, 1), 0o644); err != nil {
 		t.Fatalf("upload first.png: %v", err)
 	}
 	// Another client takes a name after the mount listed the folder.
 	os.ReadDir(images)
-	if _, err := tm.api.UploadImage(context.Background(), "ref", "/", "taken.png", "image/png", pngBytes(t, 2), 0, 0); err != nil {
+	if _, err := tm.API.UploadImage(context.Background(), "ref", "/", "taken.png", "image/png", testenv.PNG(t, 2), 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	big := append(pngBytes(t, 3), make([]byte, 100<<10)...)
+	big := append(testenv.PNG(t, 3), make([]byte, 100<<10)...)
 	tests := []struct {
 		name string
 		op   func() error
@@ -185,13 +143,13 @@ func TestImageWritesRefused(t *testing.T) {
 		{"empty file", func() error { return os.WriteFile(filepath.Join(images, "empty.png"), nil, 0o644) }, syscall.EINVAL},
 		{"bytes that are no image", func() error { return os.WriteFile(filepath.Join(images, "text.jpg"), []byte("plain text"), 0o644) }, syscall.EINVAL},
 		{"over the size limit", func() error { return os.WriteFile(filepath.Join(images, "big.png"), big, 0o644) }, syscall.EFBIG},
-		{"overwrite an image", func() error { return os.WriteFile(filepath.Join(images, "first.png"), pngBytes(t, 4), 0o644) }, syscall.EEXIST},
-		{"name taken on the server", func() error { return os.WriteFile(filepath.Join(images, "taken.png"), pngBytes(t, 5), 0o644) }, syscall.EEXIST},
+		{"overwrite an image", func() error { return os.WriteFile(filepath.Join(images, "first.png"), testenv.PNG(t, 4), 0o644) }, syscall.EEXIST},
+		{"name taken on the server", func() error { return os.WriteFile(filepath.Join(images, "taken.png"), testenv.PNG(t, 5), 0o644) }, syscall.EEXIST},
 		{"rename an image", func() error {
 			return os.Rename(filepath.Join(images, "first.png"), filepath.Join(images, "second.png"))
 		}, syscall.EPERM},
 		{"scratch renamed over an image", func() error {
-			if err := os.WriteFile(filepath.Join(images, ".tmp.png"), pngBytes(t, 6), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(images, ".tmp.png"), testenv.PNG(t, 6), 0o644); err != nil {
 				return err
 			}
 			return os.Rename(filepath.Join(images, ".tmp.png"), filepath.Join(images, "first.png"))
@@ -199,8 +157,8 @@ func TestImageWritesRefused(t *testing.T) {
 		{"unlink without --allow-delete", func() error { return os.Remove(filepath.Join(images, "first.png")) }, syscall.EPERM},
 		{"truncate an image", func() error { return os.Truncate(filepath.Join(images, "first.png"), 0) }, syscall.EPERM},
 		{"chmod an image", func() error { return os.Chmod(filepath.Join(images, "first.png"), 0o600) }, syscall.EPERM},
-		{"file next to images/", func() error { return os.WriteFile(filepath.Join(tm.dir, "ref", "x.png"), pngBytes(t, 7), 0o644) }, syscall.EPERM},
-		{"write dataset.json", func() error { return os.WriteFile(filepath.Join(tm.dir, "ref", "dataset.json"), []byte("{}"), 0o644) }, syscall.EPERM},
+		{"file next to images/", func() error { return os.WriteFile(filepath.Join(tm.Dir, "ref", "x.png"), testenv.PNG(t, 7), 0o644) }, syscall.EPERM},
+		{"write dataset.json", func() error { return os.WriteFile(filepath.Join(tm.Dir, "ref", "dataset.json"), []byte("{}"), 0o644) }, syscall.EPERM},
 		{"rmdir images/", func() error { return os.Remove(images) }, syscall.EPERM},
 		{"symlink", func() error { return os.Symlink("first.png", filepath.Join(images, "link.png")) }, syscall.EPERM},
 	}
@@ -221,7 +179,7 @@ func TestImageWritesRefused(t *testing.T) {
 	if got := strings.Join(names, " "); got != "first.png taken.png" {
 		t.Errorf("images/ lists %q after the refusals, want %q", got, "first.png taken.png")
 	}
-	if got := keysOf(serverImages(t, tm.api, "ref")); strings.Join(got, " ") != "/first.png /taken.png" {
+	if got := keysOf(serverImages(t, tm.API, "ref")); strings.Join(got, " ") != "/first.png /taken.png" {
 		t.Errorf("server holds %v, want first.png and taken.png only", got)
 	}
 	if staged, _ := os.ReadDir(filepath.Join(cacheDir, "staging")); len(staged) != 0 {
@@ -232,10 +190,10 @@ func TestImageWritesRefused(t *testing.T) {
 // TestToolsWriteImages writes images with rsync, Python's open(…, "wb") and
 // PIL's save, through hidden temp files and renames as the tools do.
 func TestToolsWriteImages(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	newDataset(t, srv, "tools")
-	tm := writable(t, srv, mountConfig{}, false)
-	images := filepath.Join(tm.dir, "tools", "images")
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "tools")
+	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true})
+	images := filepath.Join(tm.Dir, "tools", "images")
 	src := t.TempDir()
 	want := map[string][]byte{}
 	for i := range 6 {
@@ -243,17 +201,13 @@ func TestToolsWriteImages(t *testing.T) {
 		if i%2 == 1 {
 			name = "nested/" + name
 		}
-		want["rs/"+name] = pngBytes(t, 100+i)
+		want["rs/"+name] = testenv.PNG(t, 100+i)
 		os.MkdirAll(filepath.Join(src, filepath.Dir(name)), 0o755)
 		os.WriteFile(filepath.Join(src, name), want["rs/"+name], 0o644)
 	}
-	if _, err := exec.LookPath("rsync"); err == nil {
-		run(t, "rsync", "-a", src+"/", filepath.Join(images, "rs")+"/")
-	} else {
-		requireTool(t, "rsync")
-	}
+	run(t, testkit.RequireTool(t, "rsync"), "-a", src+"/", filepath.Join(images, "rs")+"/")
 	py := pythonWithPIL(t)
-	want["py/open.png"] = pngBytes(t, 200)
+	want["py/open.png"] = testenv.PNG(t, 200)
 	os.WriteFile(filepath.Join(src, "open.png"), want["py/open.png"], 0o644)
 	if err := os.Mkdir(filepath.Join(images, "py"), 0o755); err != nil {
 		t.Fatal(err)
@@ -275,7 +229,7 @@ img.save(sys.argv[4], quality=90)
 		}
 		want[name] = b
 	}
-	got := serverImages(t, tm.api, "tools")
+	got := serverImages(t, tm.API, "tools")
 	for name, b := range want {
 		dir, file := filepath.Split(name)
 		img, ok := got[strings.TrimSuffix(dir, "/")+"/"+file]
@@ -283,7 +237,7 @@ img.save(sys.argv[4], quality=90)
 			t.Errorf("%s is not on the server (it holds %v)", name, keysOf(got))
 			continue
 		}
-		if s := serverBytes(t, tm.api, "tools", img.DirectoryPath, file); !bytes.Equal(s, b) {
+		if s := serverBytes(t, tm.API, "tools", img.DirectoryPath, file); !bytes.Equal(s, b) {
 			t.Errorf("%s: server bytes differ from what was written", name)
 		}
 		if name == "py/pil.png" && (img.Width != 32 || img.Height != 24) {
@@ -305,13 +259,13 @@ img.save(sys.argv[4], quality=90)
 // TestScratchFiles checks hidden files: staged and listed, never uploaded;
 // renamed to an image name they upload, and the rename reports it.
 func TestScratchFiles(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	newDataset(t, srv, "scr")
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "scr")
 	cacheDir := t.TempDir()
-	tm := writable(t, srv, mountConfig{cacheDir: cacheDir}, false)
-	images := filepath.Join(tm.dir, "scr", "images")
+	tm := testenv.NewMount(t, srv, testenv.Options{CacheDir: cacheDir, Writable: true})
+	images := filepath.Join(tm.Dir, "scr", "images")
 	scratch := filepath.Join(images, ".partial.png")
-	b := pngBytes(t, 9)
+	b := testenv.PNG(t, 9)
 	if err := os.WriteFile(scratch, b, 0o600); err != nil {
 		t.Fatalf("write a scratch file: %v", err)
 	}
@@ -321,13 +275,13 @@ func TestScratchFiles(t *testing.T) {
 	if st, err := os.Stat(scratch); err != nil || st.Mode().Perm() != 0o600 || st.Size() != int64(len(b)) {
 		t.Errorf("stat scratch: %v %v, want mode 0600 and %d bytes", st, err, len(b))
 	}
-	if n := len(serverImages(t, tm.api, "scr")); n != 0 {
+	if n := len(serverImages(t, tm.API, "scr")); n != 0 {
 		t.Errorf("a scratch file reached the server: %d images", n)
 	}
 	if err := os.Rename(scratch, filepath.Join(images, "final.png")); err != nil {
 		t.Fatalf("rename scratch to an image name: %v", err)
 	}
-	if _, ok := serverImages(t, tm.api, "scr")["/final.png"]; !ok {
+	if _, ok := serverImages(t, tm.API, "scr")["/final.png"]; !ok {
 		t.Errorf("final.png not uploaded by the rename")
 	}
 	if got, err := os.ReadFile(filepath.Join(images, "final.png")); err != nil || !bytes.Equal(got, b) {
@@ -350,12 +304,12 @@ func TestScratchFiles(t *testing.T) {
 // budget is spent (the file stays staged and listed, and a later close
 // sends it), and EACCES for keys whose role cannot upload.
 func TestBudgetAndRolesRefuseUploads(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	newDataset(t, srv, "bud")
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "bud")
 	ctx := context.Background()
 	budget := 4
-	tm := writable(t, srv, mountConfig{client: func(o *client.Options) { o.RequestsPerHour = budget }}, false)
-	images := filepath.Join(tm.dir, "bud", "images")
+	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true, Client: func(o *client.Options) { o.RequestsPerHour = budget }})
+	images := filepath.Join(tm.Dir, "bud", "images")
 	if _, err := os.ReadDir(images); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +317,7 @@ func TestBudgetAndRolesRefuseUploads(t *testing.T) {
 	var failed string
 	for i := range budget {
 		failed = filepath.Join(images, fmt.Sprintf("b%d.png", i))
-		if err = os.WriteFile(failed, pngBytes(t, i), 0o644); err != nil {
+		if err = os.WriteFile(failed, testenv.PNG(t, i), 0o644); err != nil {
 			break
 		}
 	}
@@ -387,8 +341,8 @@ func TestBudgetAndRolesRefuseUploads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rm := writable(t, srv, mountConfig{key: key}, false)
-		err = os.WriteFile(filepath.Join(rm.dir, "bud", "images", role+".png"), pngBytes(t, 50), 0o644)
+		rm := testenv.NewMount(t, srv, testenv.Options{Key: key, Writable: true})
+		err = os.WriteFile(filepath.Join(rm.Dir, "bud", "images", role+".png"), testenv.PNG(t, 50), 0o644)
 		if !errnoIs(err, syscall.EACCES) {
 			t.Errorf("upload with a %s key: got %v, want EACCES", role, err)
 		}
@@ -397,10 +351,9 @@ func TestBudgetAndRolesRefuseUploads(t *testing.T) {
 
 // TestReadOnlyMount checks --read-only: every change is EROFS.
 func TestReadOnlyMount(t *testing.T) {
-	srv := startServer(t, quickExports)
-	seedDemo(t, srv, 4)
-	tm := writable(t, srv, mountConfig{tweak: func(o *fs.Options) { o.ReadOnly = true }}, true)
-	ds := filepath.Join(tm.dir, demoName)
+	srv := demoServer(t, quickExports, 4)
+	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true, AllowDelete: true, FS: func(o *fs.Options) { o.ReadOnly = true }})
+	ds := filepath.Join(tm.Dir, demoName)
 	var doc, img string
 	filepath.WalkDir(ds, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") && strings.Contains(p, "annotations") && doc == "" {
@@ -412,12 +365,12 @@ func TestReadOnlyMount(t *testing.T) {
 		return nil
 	})
 	for name, op := range map[string]func() error{
-		"create":       func() error { return os.WriteFile(filepath.Join(ds, "images", "n.png"), pngBytes(t, 1), 0o644) },
+		"create":       func() error { return os.WriteFile(filepath.Join(ds, "images", "n.png"), testenv.PNG(t, 1), 0o644) },
 		"mkdir":        func() error { return os.Mkdir(filepath.Join(ds, "images", "d"), 0o755) },
 		"write doc":    func() error { return os.WriteFile(doc, []byte("{}"), 0o644) },
 		"unlink":       func() error { return os.Remove(img) },
 		"chmod doc":    func() error { return os.Chmod(doc, 0o600) },
-		"new dataset":  func() error { return os.Mkdir(filepath.Join(tm.dir, "new"), 0o755) },
+		"new dataset":  func() error { return os.Mkdir(filepath.Join(tm.Dir, "new"), 0o755) },
 		"rename image": func() error { return os.Rename(img, img+".x") },
 	} {
 		if err := op(); !errnoIs(err, syscall.EROFS) {
@@ -429,15 +382,6 @@ func TestReadOnlyMount(t *testing.T) {
 	}
 }
 
-// requireTool skips without a tool, or fails when FUSE tests are required.
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
-		t.Fatalf("%s is not installed", name)
-	}
-	t.Skipf("%s is not installed", name)
-}
-
 // pythonWithPIL returns a Python that imports PIL.
 func pythonWithPIL(t *testing.T) string {
 	t.Helper()
@@ -446,7 +390,7 @@ func pythonWithPIL(t *testing.T) string {
 			return py
 		}
 	}
-	requireTool(t, "python3 with PIL (python3-pil)")
+	testkit.Unavailable(t, testkit.FUSEEnv, "no python3 with PIL (python3-pil)")
 	return ""
 }
 
@@ -454,18 +398,18 @@ func pythonWithPIL(t *testing.T) string {
 // files that close while a request is in flight go together through the
 // bulk routes, so the uploads cost fewer requests than files.
 func TestParallelClosesShareBulkRequests(t *testing.T) {
-	srv := startServer(t, devserver.Options{APILatency: 20 * time.Millisecond})
-	newDataset(t, srv, "par")
+	srv := testenv.StartServer(t, devserver.Options{APILatency: 20 * time.Millisecond})
+	testenv.EmptyDataset(t, srv, "par")
 	var mu sync.Mutex
 	routes := map[string]int{}
-	tm := writable(t, srv, mountConfig{client: func(o *client.Options) {
+	tm := testenv.NewMount(t, srv, testenv.Options{Writable: true, Client: func(o *client.Options) {
 		o.OnRequest = func(ev client.RequestEvent) {
 			mu.Lock()
 			routes[ev.Route]++
 			mu.Unlock()
 		}
-	}}, false)
-	images := filepath.Join(tm.dir, "par", "images")
+	}})
+	images := filepath.Join(tm.Dir, "par", "images")
 	if _, err := os.ReadDir(images); err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +421,7 @@ func TestParallelClosesShareBulkRequests(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += writers {
-				errs <- os.WriteFile(filepath.Join(images, fmt.Sprintf("p%02d.png", i)), pngBytes(t, i), 0o644)
+				errs <- os.WriteFile(filepath.Join(images, fmt.Sprintf("p%02d.png", i)), testenv.PNG(t, i), 0o644)
 			}
 		}()
 	}
@@ -488,7 +432,7 @@ func TestParallelClosesShareBulkRequests(t *testing.T) {
 			t.Errorf("parallel write: %v", err)
 		}
 	}
-	if got := len(serverImages(t, tm.api, "par")); got != n {
+	if got := len(serverImages(t, tm.API, "par")); got != n {
 		t.Errorf("server holds %d images, want %d", got, n)
 	}
 	mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pictofs/pictofs/blobcache"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -102,16 +103,39 @@ func readAll(t *testing.T, h *blobcache.Handle) []byte {
 	return b
 }
 
-// eventually polls cond for up to 5 s.
+// getResult is what a Get returned.
+type getResult struct {
+	h   *blobcache.Handle
+	err error
+}
+
+// getLater runs p.Get(ctx, req) in a goroutine; the channel gets its
+// result.
+func getLater(ctx context.Context, p *Prefetcher, req Request) <-chan getResult {
+	res := make(chan getResult, 1)
+	go func() {
+		h, err := p.Get(ctx, req)
+		res <- getResult{h, err}
+	}()
+	return res
+}
+
+// wantBlob checks that a Get succeeded with want, and releases its handle.
+func wantBlob(t *testing.T, what string, r getResult, want []byte) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("%s: %v", what, r.err)
+	}
+	if got := readAll(t, r.h); !bytes.Equal(got, want) {
+		t.Errorf("%s: wrong content", what)
+	}
+	r.h.Release()
+}
+
+// eventually waits up to 5 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitFor(t, what, 5*time.Second, cond)
 }
 
 func TestGetSingleFlight(t *testing.T) {
@@ -485,11 +509,10 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
 		cancel()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
+		if err := (<-first).err; !errors.Is(err, context.Canceled) {
 			t.Errorf("Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
@@ -520,34 +543,21 @@ func TestCancelSemantics(t *testing.T) {
 		}
 		for i := range uint64(3) {
 			ctx, cancel := context.WithCancel(context.Background())
-			errc := make(chan error, 1)
-			go func() { _, err := p.Get(ctx, req); errc <- err }()
+			first := getLater(ctx, p, req)
 			if i == 0 {
 				<-b.started
 			} else {
 				eventually(t, "the Get to join the fetch", func() bool { return p.Stats().Joined == i })
 			}
 			cancel()
-			if err := <-errc; !errors.Is(err, context.Canceled) {
+			if err := (<-first).err; !errors.Is(err, context.Canceled) {
 				t.Fatalf("interrupted Get: got %v, want context.Canceled", err)
 			}
 		}
-		type result struct {
-			h   *blobcache.Handle
-			err error
-		}
-		again := make(chan result, 1)
-		go func() { h, err := p.Get(context.Background(), req); again <- result{h, err} }()
+		again := getLater(context.Background(), p, req)
 		eventually(t, "the Gets to join the fetch", func() bool { return p.Stats().Joined == 3 })
 		close(b.release)
-		r := <-again
-		if r.err != nil {
-			t.Fatalf("Get after three interruptions: %v", r.err)
-		}
-		if got := readAll(t, r.h); !bytes.Equal(got, data(1, 10)) {
-			t.Errorf("Get after three interruptions: wrong content")
-		}
-		r.h.Release()
+		wantBlob(t, "Get after three interruptions", <-again, data(1, 10))
 		if got := fetches.Load(); got != 1 {
 			t.Errorf("fetches for four Gets of one key, three of them interrupted: got %d, want 1", got)
 		}
@@ -558,11 +568,10 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx := newDeadlineCtx()
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
 		ctx.expire()
-		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		if err := (<-first).err; !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
 		}
 		select {
@@ -587,12 +596,11 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx := newDeadlineCtx()
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
 		p.Enqueue([]Request{b.req(1)})
 		ctx.expire()
-		if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+		if err := (<-first).err; !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Get: got %v, want context.DeadlineExceeded", err)
 		}
 		close(b.release)
@@ -607,29 +615,16 @@ func TestCancelSemantics(t *testing.T) {
 		p := newPrefetcher(t, Options{Cache: c})
 		b := newBlocker()
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		<-b.started
-		type result struct {
-			h   *blobcache.Handle
-			err error
-		}
-		stay := make(chan result, 1)
-		go func() { h, err := p.Get(context.Background(), b.req(1)); stay <- result{h, err} }()
+		stay := getLater(context.Background(), p, b.req(1))
 		eventually(t, "the second Get to join", func() bool { return p.Stats().Joined == 1 })
 		cancel()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
+		if err := (<-first).err; !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
-		r := <-stay
-		if r.err != nil {
-			t.Fatalf("remaining Get: %v", r.err)
-		}
-		if got := readAll(t, r.h); !bytes.Equal(got, data(1, 10)) {
-			t.Errorf("remaining Get: wrong content")
-		}
-		r.h.Release()
+		wantBlob(t, "remaining Get", <-stay, data(1, 10))
 		if b.wasCancelled() {
 			t.Errorf("fetch cancelled while a waiter remained")
 		}
@@ -642,11 +637,10 @@ func TestCancelSemantics(t *testing.T) {
 		p.Enqueue([]Request{b.req(1)})
 		<-b.started
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { _, err := p.Get(ctx, b.req(1)); errc <- err }()
+		first := getLater(ctx, p, b.req(1))
 		eventually(t, "the Get to join", func() bool { return p.Stats().Joined == 1 })
 		cancel()
-		if err := <-errc; !errors.Is(err, context.Canceled) {
+		if err := (<-first).err; !errors.Is(err, context.Canceled) {
 			t.Errorf("Get: got %v, want context.Canceled", err)
 		}
 		close(b.release)
@@ -686,13 +680,12 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	p.Enqueue(reqs)
 	getter := newBlocker()
-	errc := make(chan error, 1)
-	go func() { _, err := p.Get(context.Background(), getter.req(100)); errc <- err }()
+	first := getLater(context.Background(), p, getter.req(100))
 	<-getter.started
 	eventually(t, "the workers to start", func() bool { return p.Stats().InFlight == 9 })
 
 	p.Close()
-	if err := <-errc; !errors.Is(err, ErrClosed) {
+	if err := (<-first).err; !errors.Is(err, ErrClosed) {
 		t.Errorf("Get in flight at Close: got %v, want ErrClosed", err)
 	}
 	for i, b := range blockers[:8] {

@@ -24,19 +24,13 @@ func sizeName(n int) string {
 // percentiles of single Gets.
 func BenchmarkGet(b *testing.B) {
 	srv := redistest.Start(b)
-	tier, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tier.Close()
+	tier, _ := newTier(b, srv.URL(), Options{})
 	ctx := context.Background()
 	for _, n := range benchSizes {
 		b.Run(sizeName(n), func(b *testing.B) {
 			key := sizeName(n)
 			tier.Publish(key, blob(key, n))
-			if err := tier.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
+			flush(b, tier)
 			b.SetBytes(int64(n))
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
@@ -55,19 +49,13 @@ func BenchmarkGet(b *testing.B) {
 // prefetch workers would issue them.
 func BenchmarkGetParallel(b *testing.B) {
 	srv := redistest.Start(b)
-	tier, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tier.Close()
+	tier, _ := newTier(b, srv.URL(), Options{})
 	ctx := context.Background()
 	for _, n := range benchSizes {
 		b.Run(sizeName(n), func(b *testing.B) {
 			key := sizeName(n)
 			tier.Publish(key, blob(key, n))
-			if err := tier.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
+			flush(b, tier)
 			b.SetBytes(int64(n))
 			b.SetParallelism(8) // × GOMAXPROCS goroutines
 			before := tier.Stats().Misses
@@ -86,11 +74,7 @@ func BenchmarkGetParallel(b *testing.B) {
 // server, with the default workers.
 func BenchmarkPublish(b *testing.B) {
 	srv := redistest.Start(b, "--maxmemory", "512mb", "--maxmemory-policy", "allkeys-lru")
-	tier, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tier.Close()
+	tier, _ := newTier(b, srv.URL(), Options{})
 	ctx := context.Background()
 	for _, n := range benchSizes {
 		b.Run(sizeName(n), func(b *testing.B) {
@@ -133,17 +117,8 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 // the tier is down (skipped without a round trip).
 func BenchmarkGetMiss(b *testing.B) {
 	srv := redistest.Start(b)
-	up, err := New(Options{URL: srv.URL(), Namespace: testNamespace, Logger: new(logBuffer).logger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer up.Close()
-	down, err := New(Options{URL: "redis://127.0.0.1:1/0", Namespace: testNamespace, RetryAfter: time.Hour,
-		Logger: new(logBuffer).logger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer down.Close()
+	up, _ := newTier(b, srv.URL(), Options{})
+	down, _ := newTier(b, "redis://127.0.0.1:1/0", Options{RetryAfter: time.Hour})
 	ctx := context.Background()
 	down.Get(ctx, "k", 10) // fails, and takes the tier down
 	for _, c := range []struct {

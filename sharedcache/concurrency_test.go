@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
@@ -64,7 +65,7 @@ func TestConcurrentUseWithACrash(t *testing.T) {
 		}()
 	}
 	// Crash the server once the workers are under way, and bring it back.
-	eventually(t, 10*time.Second, "reading", func() bool { return hits.Load() > 0 })
+	testkit.WaitFor(t, "the workers to read a first blob", 10*time.Second, func() bool { return hits.Load() > 0 })
 	srv.Kill()
 	srv.Restart()
 	wg.Wait()

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
@@ -19,22 +18,7 @@ import (
 const testNamespace = "https://api.pictograph.test|org-1"
 
 // logBuffer collects a tier's log lines, at debug level, for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testkit.Buffer }
 
 // warnings counts the warnings whose message starts with msg.
 func (l *logBuffer) warnings(msg string) int {
@@ -46,13 +30,9 @@ func (l *logBuffer) infos(msg string) int {
 	return strings.Count(l.String(), `level=INFO msg="`+msg)
 }
 
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // newTier returns a Tier on url with test defaults (testNamespace, a log
 // buffer) for the zero fields of opts, closed when the test ends.
-func newTier(t *testing.T, url string, opts Options) (*Tier, *logBuffer) {
+func newTier(t testing.TB, url string, opts Options) (*Tier, *logBuffer) {
 	t.Helper()
 	logs := new(logBuffer)
 	opts.URL = url
@@ -60,7 +40,7 @@ func newTier(t *testing.T, url string, opts Options) (*Tier, *logBuffer) {
 		opts.Namespace = testNamespace
 	}
 	if opts.Logger == nil {
-		opts.Logger = logs.logger()
+		opts.Logger = logs.Logger()
 	}
 	tier, err := New(opts)
 	if err != nil {
@@ -79,7 +59,7 @@ func rawClient(t *testing.T, s *redistest.Server, password string) *redis.Client
 }
 
 // flush waits for tier's publish queue to drain.
-func flush(t *testing.T, tier *Tier) {
+func flush(t testing.TB, tier *Tier) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -96,18 +76,6 @@ func blob(name string, n int) []byte {
 		b[i] = seed[i%len(seed)] ^ byte(i/len(seed))
 	}
 	return b
-}
-
-// eventually calls cond until it is true or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s after %s", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // readSlack is what a read may overrun its bound by on a loaded test

@@ -95,7 +95,7 @@ func TestOptionsNeverPrintThePassword(t *testing.T) {
 		}
 	}
 	logs := new(logBuffer)
-	logs.logger().Info("options", "opts", opts)
+	logs.Logger().Info("options", "opts", opts)
 	if strings.Contains(logs.String(), secretPassword) {
 		t.Errorf("slog: got %q, which holds the password", logs.String())
 	}

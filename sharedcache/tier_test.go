@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
@@ -276,7 +277,7 @@ func TestServerKilledMidUse(t *testing.T) {
 	t.Logf("server down: slowest Get %s; stats %+v", longest, st)
 
 	srv.Restart()
-	eventually(t, 10*time.Second, "back after the restart", func() bool {
+	testkit.WaitFor(t, "the tier to serve again after the restart", 10*time.Second, func() bool {
 		tier.Publish("k", blob("k", 1000))
 		if err := tier.Flush(ctx); err != nil {
 			t.Fatal(err)
@@ -329,7 +330,7 @@ func TestSlowServerIsAMissWithinTheBound(t *testing.T) {
 	t.Logf("slow server: miss after %s, next Get skipped in %s", took, skipped)
 
 	proxy.SetDelay(0)
-	eventually(t, 10*time.Second, "back after the slowdown", func() bool {
+	testkit.WaitFor(t, "the tier to serve again after the slowdown", 10*time.Second, func() bool {
 		_, ok := tier.Get(ctx, "k", 64<<10)
 		return ok
 	})
@@ -509,7 +510,7 @@ func TestLeaseOfADeadHolderExpires(t *testing.T) {
 	dead.Close() // dies holding it
 
 	var got *Lease
-	eventually(t, 5*time.Second, "free after the holder died", func() bool {
+	testkit.WaitFor(t, "the lease to be free after its holder died", 5*time.Second, func() bool {
 		got, ok = survivor.Lease(ctx, "export/ds", time.Minute)
 		return ok
 	})

@@ -1,7 +1,7 @@
 // Package redistest starts real redis-server processes for tests, and a
-// loopback proxy that delays a server's replies. It owns the rule that decides
-// whether a test that needs Redis may skip, and nothing else: it knows nothing
-// of pictofs's use of Redis.
+// loopback proxy that delays a server's replies. It decides whether a test
+// that needs Redis may skip (testkit.Unavailable with RequireEnv), and nothing
+// else: it knows nothing of pictofs's use of Redis.
 package redistest
 
 import (
@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // RequireEnv names the variable that turns a Redis test's skip into a
@@ -38,11 +39,7 @@ func Require(t testing.TB) string {
 	if err == nil {
 		return path
 	}
-	if os.Getenv(RequireEnv) != "" {
-		t.Fatalf("%s not found but %s is set: %v", Binary, RequireEnv, err)
-		return ""
-	}
-	t.Skipf("%s not installed", Binary)
+	testkit.Unavailable(t, RequireEnv, fmt.Sprintf("%s not installed: %v", Binary, err))
 	return ""
 }
 

@@ -5,38 +5,13 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
-// recordingTB records what Require asks of a test instead of doing it.
-type recordingTB struct {
-	testing.TB
-	skipped, failed string
-}
-
-func (r *recordingTB) Helper()                      {}
-func (r *recordingTB) Skipf(f string, args ...any)  { r.skipped = fmt.Sprintf(f, args...) }
-func (r *recordingTB) Fatalf(f string, args ...any) { r.failed = fmt.Sprintf(f, args...) }
-
 func TestRequireWithoutTheBinary(t *testing.T) {
-	tests := []struct {
-		name         string
-		require      string
-		skip, failed bool
-	}{
-		{"skips by default", "", true, false},
-		{"fails when required", "1", false, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("PATH", t.TempDir())
-			t.Setenv(RequireEnv, tt.require)
-			r := &recordingTB{TB: t}
-			Require(r)
-			if (r.skipped != "") != tt.skip || (r.failed != "") != tt.failed {
-				t.Errorf("got skipped %q failed %q, want skip %v fail %v", r.skipped, r.failed, tt.skip, tt.failed)
-			}
-		})
-	}
+	t.Setenv("PATH", t.TempDir())
+	testkit.WantSkipRule(t, RequireEnv, Binary+" not installed", func(tb testing.TB) { Require(tb) })
 }
 
 func TestServerRestartsOnItsPort(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // TestRoles: create and rename need member or higher, delete needs admin
@@ -18,7 +19,7 @@ import (
 func TestRoles(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	org := srv.DefaultOrg()
 	admin := newClient(t, srv, srv.AdminKey())
 	for _, tt := range []struct {
@@ -125,16 +126,9 @@ func exists(ctx context.Context, c *tc, name string, want bool) error {
 func TestOrganizationIsolation(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	a := newClient(t, srv, srv.AdminKey())
-	orgB, err := srv.CreateOrganization(ctx, "B")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyB, err := srv.CreateKey(ctx, orgB, "owner")
-	if err != nil {
-		t.Fatal(err)
-	}
+	orgB, keyB := testenv.NewOrganization(t, srv, "B", "owner")
 	b := newClient(t, srv, keyB)
 
 	dsA, err := a.CreateDataset(ctx, client.CreateDatasetRequest{Name: "secret", Classes: testClasses})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // withBody replaces the JSON body of the client's requests to path.
@@ -47,7 +48,7 @@ func withQuery(key, value string) func(*client.Options, *recorder, *sleeps) {
 func TestErrorMapping(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	org := srv.DefaultOrg()
 	for _, name := range []string{"alpha", "beta"} {
 		if _, err := srv.CreateDataset(ctx, org, devserver.CreateDatasetRequest{Name: name}); err != nil {
@@ -70,14 +71,14 @@ func TestErrorMapping(t *testing.T) {
 		return k
 	}
 	viewer, annotator := key("viewer"), key("annotator")
-	planSrv := startServer(t, devserver.Options{MaxDatasetsPerOrg: 2})
+	planSrv := testenv.StartServer(t, devserver.Options{MaxDatasetsPerOrg: 2})
 	for _, name := range []string{"one", "two"} {
 		if _, err := planSrv.CreateDataset(ctx, planSrv.DefaultOrg(), devserver.CreateDatasetRequest{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	budgetSrv := startServer(t, devserver.Options{RequestsPerHour: 1})
-	failSrv := startServer(t, devserver.Options{FailRate: 1})
+	budgetSrv := testenv.StartServer(t, devserver.Options{RequestsPerHour: 1})
+	failSrv := testenv.StartServer(t, devserver.Options{FailRate: 1})
 
 	type mod = func(*client.Options, *recorder, *sleeps)
 	for _, tt := range []struct {
@@ -218,7 +219,7 @@ func get(name string) func(context.Context, *tc) error {
 func TestErrorBodyIsRead(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{RequestsPerHour: 1})
+	srv := testenv.StartServer(t, devserver.Options{RequestsPerHour: 1})
 	c := newClient(t, srv, srv.AdminKey())
 	_, err := c.GetDataset(ctx, "no such dataset")
 	ae := wantAPIError(t, c, err, client.ErrNotFound, 404, "not_found")

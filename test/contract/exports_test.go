@@ -17,6 +17,8 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // poll is how often these tests poll an export (the contract advises 5 s;
@@ -38,27 +40,6 @@ func fetchZip(t *testing.T, c *tc, dataset, name string) (*zip.Reader, []byte) {
 		t.Fatalf("the export is not a ZIP: %v", err)
 	}
 	return zr, b
-}
-
-func zipMembers(t *testing.T, zr *zip.Reader) map[string][]byte {
-	t.Helper()
-	out := make(map[string][]byte, len(zr.File))
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("member %s: %v", f.Name, err)
-		}
-		if _, dup := out[f.Name]; dup {
-			t.Errorf("member %s twice", f.Name)
-		}
-		out[f.Name] = b
-	}
-	return out
 }
 
 // memberName is the devserver's pictograph member of an image.
@@ -101,7 +82,7 @@ func exportDataset(t *testing.T, srv *devserver.Server, c *tc, name string, demo
 func TestExportRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: 400 * time.Millisecond})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: 400 * time.Millisecond})
 	c := newClient(t, srv, srv.MemberKey())
 	images := exportDataset(t, srv, c, "shapes", 30)
 
@@ -131,7 +112,7 @@ func TestExportRoundTrip(t *testing.T) {
 		done.ExpiresAt.Before(time.Now()) || done.DownloadURL == "" || done.ID != e.ID {
 		t.Errorf("completed: got %+v, want %d images, %d annotations, %d bytes, an expiry and a link", done, len(images), annotations, len(raw))
 	}
-	members := zipMembers(t, zr)
+	members := testkit.ZipMembers(t, zr)
 	if len(members) != len(images) {
 		t.Errorf("got %d members, want one per image (%d)", len(members), len(images))
 	}
@@ -161,7 +142,7 @@ func TestExportRoundTrip(t *testing.T) {
 func TestExportWithImagesBySplit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: -1})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: -1})
 	c := newClient(t, srv, srv.MemberKey())
 	images := exportDataset(t, srv, c, "split", 6)
 	yes := true
@@ -172,7 +153,7 @@ func TestExportWithImagesBySplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	zr, _ := fetchZip(t, c, "split", "s")
-	members := zipMembers(t, zr)
+	members := testkit.ZipMembers(t, zr)
 	if len(members) != 2*len(images) {
 		t.Errorf("got %d members, want a document and an image per image (%d)", len(members), 2*len(images))
 	}
@@ -203,7 +184,7 @@ func TestExportWithImagesBySplit(t *testing.T) {
 func TestExportIsASnapshot(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: -1})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: -1})
 	c := newClient(t, srv, srv.MemberKey())
 	images := exportDataset(t, srv, c, "snap", 3)
 	target := images[0]
@@ -225,7 +206,7 @@ func TestExportIsASnapshot(t *testing.T) {
 		t.Fatalf("the edit changed nothing: %s, %v", after, err)
 	}
 	zr, _ := fetchZip(t, c, "snap", "then")
-	if got := zipMembers(t, zr)[memberName("annotations/", target.DirectoryPath, target.Filename+".json")]; !bytes.Equal(got, before) {
+	if got := testkit.ZipMembers(t, zr)[memberName("annotations/", target.DirectoryPath, target.Filename+".json")]; !bytes.Equal(got, before) {
 		t.Errorf("after an edit: got member %s, want the document at build time %s", got, before)
 	}
 }
@@ -237,7 +218,7 @@ func TestExportIsASnapshot(t *testing.T) {
 func TestExportNames(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: -1})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: -1})
 	c := newClient(t, srv, srv.MemberKey())
 	for _, ds := range []string{"one", "two"} {
 		if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: ds}); err != nil {
@@ -286,7 +267,7 @@ func TestExportNames(t *testing.T) {
 func TestExportFailedBuild(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: 200 * time.Millisecond, ExportFailRate: 1})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: 200 * time.Millisecond, ExportFailRate: 1})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "f"}); err != nil {
 		t.Fatal(err)
@@ -307,7 +288,7 @@ func TestExportFailedBuild(t *testing.T) {
 func TestExportDeletes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: -1})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: -1})
 	member := newClient(t, srv, srv.MemberKey())
 	admin := newClient(t, srv, srv.AdminKey())
 	ownerKey, err := srv.CreateKey(ctx, srv.DefaultOrg(), "owner")
@@ -352,7 +333,7 @@ func TestExportDeletes(t *testing.T) {
 func TestExportListing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: -1, ExportListCap: 3})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: -1, ExportListCap: 3})
 	c := newClient(t, srv, srv.MemberKey())
 	for _, ds := range []string{"a", "b"} {
 		if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: ds}); err != nil {

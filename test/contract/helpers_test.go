@@ -21,30 +21,8 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
-
-// startServer opens a devserver on opts (a fresh DataDir unless set),
-// starts it and closes it at the end of the test.
-func startServer(t *testing.T, opts devserver.Options) *devserver.Server {
-	t.Helper()
-	if opts.DataDir == "" {
-		opts.DataDir = t.TempDir()
-	}
-	srv, err := devserver.New(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("devserver.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		srv.Close()
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return srv
-}
 
 // sleeps records the waits the client asks for between retries. By
 // default it does not wait; with real set it sleeps for d (honouring ctx).
@@ -313,7 +291,7 @@ func startBig(t *testing.T, opts devserver.Options) (*devserver.Server, string) 
 	if err := copyDir(tmpl, opts.DataDir); err != nil {
 		t.Fatalf("copy the data directory: %v", err)
 	}
-	return startServer(t, opts), big.id
+	return testenv.StartServer(t, opts), big.id
 }
 
 func copyDir(from, to string) error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // TestDatasetNames: names are case-sensitive and may hold any character but
@@ -15,7 +16,7 @@ import (
 func TestDatasetNames(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.AdminKey())
 	names := []string{
 		"Alpha", "alpha", "ALPHA", "a b", "100%", "%2F", "q?x=1&y=2", "hash#tag", "semi;colon", "plus+sign",

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // TestDatasetPaging: AllDatasets returns every dataset exactly once in as
@@ -17,7 +18,7 @@ func TestDatasetPaging(t *testing.T) {
 		t.Run(fmt.Sprintf("cap%d", cap), func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			srv := startServer(t, devserver.Options{DatasetListCap: cap})
+			srv := testenv.StartServer(t, devserver.Options{DatasetListCap: cap})
 			want := map[string]string{}
 			for i := range n {
 				d, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: fmt.Sprintf("ds-%02d", i)})
@@ -53,7 +54,7 @@ func TestDatasetPaging(t *testing.T) {
 func TestDatasetListClampedPage(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{DatasetListCap: 7})
+	srv := testenv.StartServer(t, devserver.Options{DatasetListCap: 7})
 	for i := range 10 {
 		if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: fmt.Sprintf("ds-%02d", i)}); err != nil {
 			t.Fatal(err)
@@ -86,7 +87,7 @@ func TestImageListPaging(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	const n, cap = 50, 7
-	srv := startServer(t, devserver.Options{ImageListCap: cap})
+	srv := testenv.StartServer(t, devserver.Options{ImageListCap: cap})
 	d, err := srv.SeedBulk(ctx, srv.DefaultOrg(), "fifty", n)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // snapshot is what a client sees of a server, without the URLs that
@@ -59,7 +60,7 @@ func TestRestartPersistence(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
-	srv := startServer(t, devserver.Options{DataDir: dir})
+	srv := testenv.StartServer(t, devserver.Options{DataDir: dir})
 	adminKey, memberKey := srv.AdminKey(), srv.MemberKey()
 	viewerKey, err := srv.CreateKey(ctx, srv.DefaultOrg(), "viewer")
 	if err != nil {
@@ -93,7 +94,7 @@ func TestRestartPersistence(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	srv2 := startServer(t, devserver.Options{DataDir: dir})
+	srv2 := testenv.StartServer(t, devserver.Options{DataDir: dir})
 	if srv2.AdminKey() != adminKey || srv2.MemberKey() != memberKey {
 		t.Errorf("keys after restart: got %s…/%s…, want the first start's", srv2.AdminKey()[:12], srv2.MemberKey()[:12])
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // TestRetryInjected503 fails the first k attempts of a call with the
@@ -22,7 +23,7 @@ import (
 func TestRetryInjected503(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "ds"}); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func equalDurations(a, b []time.Duration) bool {
 func TestRetryFailRateHalf(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "ds"}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestRetryFailRateHalf(t *testing.T) {
 func TestRetryAfterHonoured(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{RequestsPerHour: 2, RateWindow: 2 * time.Second})
+	srv := testenv.StartServer(t, devserver.Options{RequestsPerHour: 2, RateWindow: 2 * time.Second})
 	c := newClient(t, srv, srv.MemberKey(), func(o *client.Options, _ *recorder, sl *sleeps) {
 		sl.real = true
 		o.Jitter = func() float64 { return 0 } // backoff 0.75 s, below any Retry-After
@@ -213,7 +214,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 func TestRetryAfterTooLong(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{RequestsPerHour: 1})
+	srv := testenv.StartServer(t, devserver.Options{RequestsPerHour: 1})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.Me(ctx); err != nil {
 		t.Fatal(err)
@@ -238,7 +239,7 @@ var idemKeyRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func TestIdempotentReplay(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "existing"}); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestIdempotentReplay(t *testing.T) {
 func TestClientBudget(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey(), func(o *client.Options, _ *recorder, _ *sleeps) { o.RequestsPerHour = 3 })
 	count := requests(c, srv)
 	for i := range 3 {
@@ -366,7 +367,7 @@ func TestClientBudget(t *testing.T) {
 	}
 	wantRequests(t, "with a budget of 3", count, 3)
 
-	failing := startServer(t, devserver.Options{FailRate: 1})
+	failing := testenv.StartServer(t, devserver.Options{FailRate: 1})
 	c = newClient(t, failing, failing.MemberKey(), func(o *client.Options, _ *recorder, _ *sleeps) { o.RequestsPerHour = 2 })
 	count = requests(c, failing)
 	if _, err := c.Me(ctx); !errors.Is(err, client.ErrBudgetExceeded) {

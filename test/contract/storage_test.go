@@ -14,6 +14,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // upload is one image uploaded through the client's three-step upload.
@@ -74,7 +75,7 @@ func uploadAll(t *testing.T, c *tc, dataset string) []*upload {
 func TestBytesRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
 	const dataset = "café & co: 100%?"
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: dataset}); err != nil {
@@ -137,7 +138,7 @@ func TestBytesRoundTrip(t *testing.T) {
 func TestAnnotationsRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "ann", Classes: testClasses}); err != nil {
 		t.Fatal(err)
@@ -217,7 +218,7 @@ func TestAnnotationsRoundTrip(t *testing.T) {
 func TestStorageNeverSeesAPIKey(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "keys", Classes: testClasses}); err != nil {
 		t.Fatal(err)
@@ -271,7 +272,7 @@ func TestStorageNeverSeesAPIKey(t *testing.T) {
 func TestSignedURLExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{URLTTL: time.Second})
+	srv := testenv.StartServer(t, devserver.Options{URLTTL: time.Second})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "exp"}); err != nil {
 		t.Fatal(err)
@@ -322,7 +323,7 @@ func TestSignedURLExpiry(t *testing.T) {
 func TestSignedURLTampering(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "tamper"}); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
 
 // TestBulkUploadAndRegister: links for many images in one request, PUTs
@@ -19,7 +20,7 @@ import (
 func TestBulkUploadAndRegister(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "bulk"}); err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func TestBulkUploadAndRegister(t *testing.T) {
 func TestSaveAnnotationsRules(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.MemberKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "rules", Classes: testClasses}); err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestSaveAnnotationsRules(t *testing.T) {
 func TestWriteRoles(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{ExportDelay: -1})
+	srv := testenv.StartServer(t, devserver.Options{ExportDelay: -1})
 	setup := newClient(t, srv, srv.AdminKey())
 	if _, err := setup.CreateDataset(ctx, client.CreateDatasetRequest{Name: "r", Classes: testClasses}); err != nil {
 		t.Fatal(err)
@@ -234,7 +235,7 @@ func TestWriteRoles(t *testing.T) {
 func TestArchiveAndPermanentDelete(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	c := newClient(t, srv, srv.AdminKey())
 	if _, err := c.CreateDataset(ctx, client.CreateDatasetRequest{Name: "arc", Classes: testClasses}); err != nil {
 		t.Fatal(err)

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // cacheContents counts the complete blobs and the staging files in a cache
@@ -56,7 +57,7 @@ func TestSigkillDuringPrefetch(t *testing.T) {
 	// The second server takes over the first one's addresses: the cache
 	// keys name the API host.
 	apiAddr, storageAddr := stableAddr(t), stableAddr(t)
-	srv := startServer(t, devserver.Options{DataDir: data, APIAddr: apiAddr, StorageAddr: storageAddr,
+	srv := testenv.StartServer(t, devserver.Options{DataDir: data, APIAddr: apiAddr, StorageAddr: storageAddr,
 		StorageLatency: 20 * time.Millisecond, StorageBandwidth: 256 << 10})
 	bin, _ := binaries(t)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
@@ -73,7 +74,7 @@ func TestSigkillDuringPrefetch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "readahead to fetch 3 MiB", time.Minute, func() bool { return srv.Stats().StorageBytes >= 3<<20 })
+	testkit.WaitFor(t, "readahead to fetch 3 MiB", time.Minute, func() bool { return srv.Stats().StorageBytes >= 3<<20 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -105,10 +106,10 @@ func TestSigkillDuringPrefetch(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	srv = startServer(t, devserver.Options{DataDir: data, APIAddr: apiAddr, StorageAddr: storageAddr})
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir})
+	srv = testenv.StartServer(t, devserver.Options{DataDir: data, APIAddr: apiAddr, StorageAddr: storageAddr})
+	tm := mount(t, srv, testenv.Options{CacheDir: cacheDir})
 	want := under(tmpl.want, "images")
-	tl := readTree(t, filepath.Join(tm.dir, synthName, "images"), want, 8)
+	tl := readTree(t, filepath.Join(tm.Dir, synthName, "images"), want, 8)
 	st := srv.Stats()
 	logFigures(t, fmt.Sprintf("remount after SIGKILL (cache held %d complete blobs and %d staging files at the kill)", blobs, staged), tl, st, tm)
 	if tl.failed != 0 {
@@ -120,7 +121,7 @@ func TestSigkillDuringPrefetch(t *testing.T) {
 	if want := int64(len(want) - blobs); st.StorageGets != want {
 		t.Errorf("remount fetched %d blobs, want %d: the %d complete ones reused, the rest fetched", st.StorageGets, want, blobs)
 	}
-	tm.unmount(t)
+	tm.Unmount()
 	if _, left := cacheContents(t, cacheDir); left != 0 {
 		t.Errorf("staging files left after the remount: got %d, want 0 (the dead instance's are removed)", left)
 	}
@@ -131,8 +132,8 @@ func TestSigkillDuringPrefetch(t *testing.T) {
 // cache cap and the minimum free share must hold at every moment, and no
 // ENOSPC may reach a reader.
 func TestSmallFilesystemCache(t *testing.T) {
-	requireRoot(t)
-	srv := startServer(t, devserver.Options{})
+	testkit.RequireRoot(t, "mounting a tmpfs")
+	srv := testenv.StartServer(t, devserver.Options{})
 	ctx := context.Background()
 	if _, err := srv.CreateDataset(ctx, srv.DefaultOrg(), devserver.CreateDatasetRequest{Name: "large"}); err != nil {
 		t.Fatal(err)
@@ -145,15 +146,8 @@ func TestSmallFilesystemCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, _, err := fetchSources(ctx, api, "large")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := under(all, "images")
+	api := testenv.Client(t, srv, srv.AdminKey())
+	want := under(testenv.Files(testenv.MustSources(t, api, "large")), "images")
 	const fsSize = 64 << 20
 	tests := []struct {
 		name      string
@@ -167,7 +161,7 @@ func TestSmallFilesystemCache(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fsDir := mountTmpfs(t, fsSize)
 			cacheDir := filepath.Join(fsDir, "cache")
-			tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir, cacheSize: tt.cacheSize, minFree: tt.minFree})
+			tm := mount(t, srv, testenv.Options{CacheDir: cacheDir, CacheSize: tt.cacheSize, MinFree: tt.minFree})
 			var maxUsed, minFree atomic.Int64
 			minFree.Store(fsSize)
 			stop := make(chan struct{})
@@ -196,10 +190,10 @@ func TestSmallFilesystemCache(t *testing.T) {
 				}
 			}()
 			srv.ResetStats()
-			tl := readTree(t, filepath.Join(tm.dir, "large", "images"), want, 8)
+			tl := readTree(t, filepath.Join(tm.Dir, "large", "images"), want, 8)
 			close(stop)
 			samples := <-sampled
-			cs := tm.cache.Stats()
+			cs := tm.Cache.Stats()
 			floor := int64(tt.minFree * fsSize)
 			logFigures(t, tt.name, tl, srv.Stats(), tm)
 			t.Logf("%s: cache cap %d, floor %d; %d samples: max used %d, min free %d; cache evictions %d, bytes %d",
@@ -229,9 +223,9 @@ func TestTwoMountsShareCache(t *testing.T) {
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	const dir = "dir-001"
 	want := under(under(tmpl.want, "images"), dir)
-	var mounts [2]*testMount
+	var mounts [2]*testenv.Mount
 	for i := range mounts {
-		mounts[i] = mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir, cacheSize: 2 << 20})
+		mounts[i] = mount(t, srv, testenv.Options{CacheDir: cacheDir, CacheSize: 2 << 20})
 	}
 	rels := keys(want)
 	reversed := slices.Clone(rels)
@@ -243,15 +237,15 @@ func TestTwoMountsShareCache(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			root := filepath.Join(mounts[i].dir, synthName, "images", dir)
-			listTree(t, root, want)
+			root := filepath.Join(mounts[i].Dir, synthName, "images", dir)
+			testenv.ListTree(t, root, want)
 			tallies[i] = readFiles(t, root, order, want, 6, 0)
 		}()
 	}
 	wg.Wait()
 	st := srv.Stats()
 	for i, tl := range tallies {
-		cs := mounts[i].cache.Stats()
+		cs := mounts[i].Cache.Stats()
 		logFigures(t, fmt.Sprintf("shared cache, mount %d (cache evictions %d, removed %d, hits %d)", i+1, cs.Evictions, cs.Removed, cs.Hits), tl, st, mounts[i])
 		if tl.failed != 0 {
 			t.Errorf("mount %d: reads failed: got %d (%v), want 0", i+1, tl.failed, tl.errnos)

@@ -22,6 +22,8 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // TestStorm503 reads every file of the synthetic dataset while 30% of API
@@ -30,11 +32,11 @@ func TestStorm503(t *testing.T) {
 	t.Parallel() // mostly waiting: for retry backoff and timeouts
 	tmpl := synthetic(t)
 	srv := serverFrom(t, tmpl, devserver.Options{})
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), workers: 64})
+	tm := mount(t, srv, testenv.Options{Workers: 64})
 	srv.SetFaults(devserver.Faults{FailRate: 0.3})
 	srv.ResetStats()
 	start := time.Now()
-	tl := readTree(t, filepath.Join(tm.dir, synthName), tmpl.want, 16)
+	tl := readTree(t, filepath.Join(tm.Dir, synthName), tmpl.want, 16)
 	st := srv.Stats()
 	logFigures(t, fmt.Sprintf("503 storm (walk %v)", time.Since(start).Round(time.Millisecond)), tl, st, tm)
 	if tl.failed != 0 {
@@ -116,15 +118,8 @@ func smallDataset(t *testing.T, srv *devserver.Server, name string, n int) map[s
 	if err := srv.SeedSynthetic(ctx, srv.DefaultOrg(), name, n, 1); err != nil {
 		t.Fatalf("SeedSynthetic: %v", err)
 	}
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _, err := fetchSources(ctx, api, name)
-	if err != nil {
-		t.Fatalf("sources: %v", err)
-	}
-	return want
+	api := testenv.Client(t, srv, srv.AdminKey())
+	return testenv.Files(testenv.MustSources(t, api, name))
 }
 
 // TestRateLimit429 runs a walk against a server whose hourly budget is
@@ -139,20 +134,20 @@ func TestRateLimit429(t *testing.T) {
 	perImage := func(o *catalog.Options) { o.Bulk.Disable = true }
 	t.Run("server budget", func(t *testing.T) {
 		dir := t.TempDir()
-		seed := startServer(t, devserver.Options{DataDir: dir})
+		seed := testenv.StartServer(t, devserver.Options{DataDir: dir})
 		want := smallDataset(t, seed, "limited", 120)
 		seed.Close()
-		srv := startServer(t, devserver.Options{DataDir: dir, RequestsPerHour: 20, RateWindow: 2 * time.Second})
+		srv := testenv.StartServer(t, devserver.Options{DataDir: dir, RequestsPerHour: 20, RateWindow: 2 * time.Second})
 		log := &attemptLog{next: http.DefaultTransport}
-		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), catalog: perImage, client: func(o *client.Options) {
+		tm := mount(t, srv, testenv.Options{Catalog: perImage, Client: func(o *client.Options) {
 			o.HTTPClient = &http.Client{Transport: log}
 		}})
 		srv.ResetStats()
 		start := time.Now()
-		tl := readTree(t, filepath.Join(tm.dir, "limited"), want, 8)
+		tl := readTree(t, filepath.Join(tm.Dir, "limited"), want, 8)
 		st := srv.Stats()
 		logFigures(t, fmt.Sprintf("429 server budget (walk %v)", time.Since(start).Round(time.Millisecond)), tl, st, tm)
-		t.Logf("client attempts %d, of which 429 %d", tm.api.APIRequests(), log.count(http.StatusTooManyRequests))
+		t.Logf("client attempts %d, of which 429 %d", tm.API.APIRequests(), log.count(http.StatusTooManyRequests))
 		if tl.failed != 0 {
 			t.Errorf("reads failed under a 429 budget: got %d (%v), want 0", tl.failed, tl.errnos)
 		}
@@ -164,14 +159,14 @@ func TestRateLimit429(t *testing.T) {
 		}
 	})
 	t.Run("client budget", func(t *testing.T) {
-		srv := startServer(t, devserver.Options{})
+		srv := testenv.StartServer(t, devserver.Options{})
 		want := smallDataset(t, srv, "budget", 120)
 		const budget = 25
-		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), catalog: perImage, client: func(o *client.Options) {
+		tm := mount(t, srv, testenv.Options{Catalog: perImage, Client: func(o *client.Options) {
 			o.RequestsPerHour = budget
 		}})
 		srv.ResetStats()
-		root := filepath.Join(tm.dir, "budget")
+		root := filepath.Join(tm.Dir, "budget")
 		tl := readTree(t, filepath.Join(root, "images"), under(want, "images"), 8)
 		if tl.failed != 0 {
 			t.Errorf("image reads failed: got %d (%v), want 0: signed-URL fetches are not API requests", tl.failed, tl.errnos)
@@ -182,7 +177,7 @@ func TestRateLimit429(t *testing.T) {
 		}
 		st := srv.Stats()
 		logFigures(t, "client budget", tl, st, tm)
-		if got := tm.api.APIRequests(); got > budget {
+		if got := tm.API.APIRequests(); got > budget {
 			t.Errorf("client sent %d API requests, want at most its budget %d", got, budget)
 		}
 		if st.APIRequests > budget {
@@ -202,12 +197,12 @@ func TestRateLimit429(t *testing.T) {
 	})
 	t.Run("retry-after beyond two minutes", func(t *testing.T) {
 		dir := t.TempDir()
-		seed := startServer(t, devserver.Options{DataDir: dir})
+		seed := testenv.StartServer(t, devserver.Options{DataDir: dir})
 		want := smallDataset(t, seed, "hour", 40)
 		seed.Close()
-		srv := startServer(t, devserver.Options{DataDir: dir, RequestsPerHour: 10})
-		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), catalog: perImage})
-		root := filepath.Join(tm.dir, "hour")
+		srv := testenv.StartServer(t, devserver.Options{DataDir: dir, RequestsPerHour: 10})
+		tm := mount(t, srv, testenv.Options{Catalog: perImage})
+		root := filepath.Join(tm.Dir, "hour")
 		tl := newTally()
 		start := time.Now()
 		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
@@ -246,18 +241,18 @@ func TestSignedURLExpiry(t *testing.T) {
 	tmpl := synthetic(t)
 	const ttl = 5 * time.Second
 	srv := serverFrom(t, tmpl, devserver.Options{URLTTL: ttl})
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheSize: 64 << 20, share: 0.004})
-	root := filepath.Join(tm.dir, synthName, "images")
+	tm := mount(t, srv, testenv.Options{CacheSize: 64 << 20, ReadaheadShare: 0.004})
+	root := filepath.Join(tm.Dir, synthName, "images")
 	want := under(tmpl.want, "images")
-	images := listTree(t, root, want)
+	images := testenv.ListTree(t, root, want)
 	srv.ResetStats()
-	before := tm.m.Stats().URLRefreshes
+	before := tm.FS.Stats().URLRefreshes
 	start := time.Now()
 	const walk = 15 * time.Second
 	tl := readFiles(t, root, images, want, 8, walk/time.Duration(len(images)/8))
 	took := time.Since(start)
 	st := srv.Stats()
-	refreshes := tm.m.Stats().URLRefreshes - before
+	refreshes := tm.FS.Stats().URLRefreshes - before
 	expired := st.StorageGets - int64(tl.files)
 	logFigures(t, fmt.Sprintf("URL expiry (walk %v, URL lifetime %v)", took.Round(time.Millisecond), ttl), tl, st, tm)
 	t.Logf("storage GETs answered 403 (expired): %d; listings fetched during the walk: %d", expired, refreshes)
@@ -287,9 +282,9 @@ func TestTruncatedBodies(t *testing.T) {
 	tmpl := synthetic(t)
 	srv := serverFrom(t, tmpl, devserver.Options{TruncateRate: 0.2})
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir})
+	tm := mount(t, srv, testenv.Options{CacheDir: cacheDir})
 	srv.ResetStats()
-	tl := readTree(t, filepath.Join(tm.dir, synthName), tmpl.want, 16)
+	tl := readTree(t, filepath.Join(tm.Dir, synthName), tmpl.want, 16)
 	st := srv.Stats()
 	logFigures(t, "truncated bodies", tl, st, tm)
 	if tl.failed != 0 {
@@ -298,13 +293,13 @@ func TestTruncatedBodies(t *testing.T) {
 	if st.Truncated == 0 {
 		t.Errorf("no body was truncated: got 0, want some")
 	}
-	tm.unmount(t)
+	tm.Unmount()
 	checkCacheFiles(t, cacheDir)
 
 	srv.SetFaults(devserver.Faults{})
 	srv.ResetStats()
-	again := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir})
-	tl = readTree(t, filepath.Join(again.dir, synthName), tmpl.want, 16)
+	again := mount(t, srv, testenv.Options{CacheDir: cacheDir})
+	tl = readTree(t, filepath.Join(again.Dir, synthName), tmpl.want, 16)
 	st = srv.Stats()
 	logFigures(t, "remount over the cache", tl, st, again)
 	if tl.failed != 0 {
@@ -367,9 +362,9 @@ func TestServerKilledMidWalk(t *testing.T) {
 	args := []string{"-data", data, "-addr", stableAddr(t), "-storage-addr", stableAddr(t), "-admin-addr", stableAddr(t),
 		"-storage-latency", "30ms"}
 	s1 := startServerProc(t, args...)
-	tm := mount(t, s1.API, mountCfg{key: s1.AdminKey, workers: 4})
-	root := filepath.Join(tm.dir, synthName)
-	rels := listTree(t, root, tmpl.want)
+	tm := mount(t, s1, testenv.Options{Workers: 4})
+	root := filepath.Join(tm.Dir, synthName)
+	rels := testenv.ListTree(t, root, tmpl.want)
 	// The walk reads the annotation documents first (the listing's lookups
 	// fetched them all), then the images.
 	documents := 0
@@ -402,7 +397,7 @@ func TestServerKilledMidWalk(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "the readers to be reading images", time.Minute, func() bool { return tl.read() >= documents+64 })
+	testkit.WaitFor(t, "the readers to be reading images", time.Minute, func() bool { return tl.read() >= documents+64 })
 	var cats []*exec.Cmd
 	for _, rel := range rels[len(rels)-3:] {
 		cmd := exec.Command("cat", filepath.Join(root, rel))
@@ -411,7 +406,7 @@ func TestServerKilledMidWalk(t *testing.T) {
 		}
 		cats = append(cats, cmd)
 	}
-	waitFor(t, "the cat processes to wait in the mount", 30*time.Second, func() bool {
+	testkit.WaitFor(t, "the cat processes to wait in the mount", 30*time.Second, func() bool {
 		for _, cmd := range cats {
 			if !waitingInOpenOrRead(cmd.Process.Pid) {
 				return false
@@ -471,7 +466,7 @@ func TestServerKilledMidWalk(t *testing.T) {
 	t.Logf("server killed: %s; readers failed %d %v after waiting %v for the dead server; cat processes exited within %v; "+
 		"D-state samples %v; mount API requests %d, URL refreshes %d",
 		tl, len(failures), errnos, waits, catWait.Round(time.Millisecond), dState,
-		tm.api.APIRequests(), tm.m.Stats().URLRefreshes)
+		tm.API.APIRequests(), tm.FS.Stats().URLRefreshes)
 	if len(failures) == 0 {
 		t.Errorf("no read failed while the server was down: got 0, want the reads in flight to fail")
 	} else if slowest := waits[len(waits)-1]; slowest > deadServerBound {
@@ -486,8 +481,8 @@ func TestServerKilledMidWalk(t *testing.T) {
 	if dState > time.Second {
 		t.Errorf("cat processes spent %v in D state, want none", dState)
 	}
-	if ok, _ := pfs.IsMountpoint(tm.dir); !ok {
-		t.Fatalf("mount %s is gone after the server died", tm.dir)
+	if ok, _ := pfs.IsMountpoint(tm.Dir); !ok {
+		t.Fatalf("mount %s is gone after the server died", tm.Dir)
 	}
 	if _, err := os.ReadDir(root); err != nil {
 		t.Errorf("listing the mount while the server is down: %v", err)
@@ -509,22 +504,22 @@ func TestServerKilledMidWalk(t *testing.T) {
 // storage GET, and the right bytes.
 func TestInterruptedOpen(t *testing.T) {
 	t.Parallel() // mostly waiting: for storage latency
-	srv := startServer(t, devserver.Options{StorageLatency: 3 * time.Second})
+	srv := testenv.StartServer(t, devserver.Options{StorageLatency: 3 * time.Second})
 	want := smallDataset(t, srv, "signals", 2)
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey()})
+	tm := mount(t, srv, testenv.Options{})
 	rel := filepath.Join("images", devserver.SyntheticFilename(0))
 	srv.ResetStats()
 
-	r := startReader(t, filepath.Join(tm.dir, "signals", rel))
+	r := startReader(t, filepath.Join(tm.Dir, "signals", rel))
 	pid := r.cmd.Process.Pid
-	waitFor(t, "the image's storage GET", 30*time.Second, func() bool { return srv.Stats().StorageGets >= 1 })
+	testkit.WaitFor(t, "the image's storage GET", 30*time.Second, func() bool { return srv.Stats().StorageGets >= 1 })
 	const interruptions = 3
 	for i := range uint64(interruptions) {
-		waitFor(t, "the reader to wait in its open", 10*time.Second, func() bool { return threadInSyscall(pid, r.tid, syscall.SYS_OPENAT) })
+		testkit.WaitFor(t, "the reader to wait in its open", 10*time.Second, func() bool { return threadInSyscall(pid, r.tid, syscall.SYS_OPENAT) })
 		if err := syscall.Tgkill(pid, r.tid, syscall.SIGUSR1); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, fmt.Sprintf("restarted open %d to join the download", i+1), 10*time.Second, func() bool { return tm.pf.Stats().Joined >= i+1 })
+		testkit.WaitFor(t, fmt.Sprintf("restarted open %d to join the download", i+1), 10*time.Second, func() bool { return tm.Prefetcher.Stats().Joined >= i+1 })
 	}
 	sum, errno, _ := r.result(t)
 	if errno != 0 || sum != sha256.Sum256(want[rel]) {
@@ -579,28 +574,32 @@ func TestStorageStall(t *testing.T) {
 	t.Parallel() // mostly waiting: for retry backoff and timeouts
 	const timeout = 2 * time.Second
 	const openTimeout = 8 * time.Second
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	want := smallDataset(t, srv, "stall", 40)
-	newMount := func(t *testing.T) (*testMount, string) {
-		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), workers: 4,
-			client:  func(o *client.Options) { o.Timeout = timeout },
-			catalog: func(o *catalog.Options) { o.FetchTimeout = openTimeout }})
-		return tm, filepath.Join(tm.dir, "stall")
+	// newMount mounts srv; onRequest, if set, sees every attempt of its
+	// client.
+	newMount := func(t *testing.T, onRequest func(client.RequestEvent)) (*testenv.Mount, string) {
+		tm := mount(t, srv, testenv.Options{Workers: 4,
+			Client:  func(o *client.Options) { o.Timeout = timeout; o.OnRequest = onRequest },
+			Catalog: func(o *catalog.Options) { o.FetchTimeout = openTimeout }})
+		return tm, filepath.Join(tm.Dir, "stall")
 	}
 	image := func(i int) string { return filepath.Join("images", devserver.SyntheticFilename(i)) }
 
 	t.Run("stall then recovery", func(t *testing.T) {
-		tm, root := newMount(t)
+		// The stall clears when the client gives up on the first stalled
+		// storage request (its attempt fails with the read timeout), so
+		// that the retry finds storage answering again.
+		var clear sync.Once
+		tm, root := newMount(t, func(ev client.RequestEvent) {
+			if ev.Storage && ev.Err != nil {
+				clear.Do(func() { srv.SetFaults(devserver.Faults{}) })
+			}
+		})
 		srv.SetFaults(devserver.Faults{StorageStall: time.Hour})
 		defer srv.SetFaults(devserver.Faults{})
 		srv.ResetStats()
 		start := time.Now()
-		go func() {
-			for srv.Stats().StorageGets < 1 || time.Since(start) < timeout+200*time.Millisecond {
-				time.Sleep(20 * time.Millisecond)
-			}
-			srv.SetFaults(devserver.Faults{})
-		}()
 		tl := newTally()
 		tl.check(t, filepath.Join(root, image(0)), want[image(0)], false)
 		took := time.Since(start)
@@ -616,13 +615,13 @@ func TestStorageStall(t *testing.T) {
 		}
 	})
 	t.Run("permanent stall", func(t *testing.T) {
-		tm, root := newMount(t)
+		tm, root := newMount(t, nil)
 		srv.SetFaults(devserver.Faults{StorageStall: time.Hour})
 		srv.ResetStats()
 		_, errno, took := startReader(t, filepath.Join(root, image(1))).result(t)
 		srv.SetFaults(devserver.Faults{})
 		t.Logf("permanent stall: read failed after %v with %v; storage GETs %d, mount API requests %d",
-			took.Round(time.Millisecond), errno, srv.Stats().StorageGets, tm.api.APIRequests())
+			took.Round(time.Millisecond), errno, srv.Stats().StorageGets, tm.API.APIRequests())
 		if errno != syscall.ETIMEDOUT {
 			t.Errorf("read under a permanent stall: got %v, want ETIMEDOUT", errno)
 		}
@@ -636,7 +635,7 @@ func TestStorageStall(t *testing.T) {
 		}
 	})
 	t.Run("stall mid-body", func(t *testing.T) {
-		tm, root := newMount(t)
+		tm, root := newMount(t, nil)
 		// A trickle of 100 B/s sends one 1 KiB chunk, then nothing for ten
 		// seconds: a stall after the headers, under readahead.
 		srv.SetFaults(devserver.Faults{StorageBandwidth: 100})
@@ -644,7 +643,7 @@ func TestStorageStall(t *testing.T) {
 		if _, err := os.ReadDir(filepath.Join(root, "images")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "every readahead worker to be stuck in a trickle", 30*time.Second, func() bool { return srv.Stats().StorageGets >= 4 })
+		testkit.WaitFor(t, "every readahead worker to be stuck in a trickle", 30*time.Second, func() bool { return srv.Stats().StorageGets >= 4 })
 		srv.SetFaults(devserver.Faults{})
 		start := time.Now()
 		tl := readTree(t, root, want, 4)

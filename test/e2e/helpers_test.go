@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -29,13 +28,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pictofs/pictofs/blobcache"
-	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
-	"github.com/pictofs/pictofs/internal/fusetest"
-	"github.com/pictofs/pictofs/prefetch"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // synthName is the dataset of the shared template: synthImages small PNGs
@@ -192,49 +189,6 @@ func leftoverMounts() []string {
 	return left
 }
 
-// requireFUSE skips or fails a mount test where FUSE is missing; see
-// fusetest.Require.
-func requireFUSE(t *testing.T) { fusetest.Require(t) }
-
-// requireRoot is requireFUSE for tests that mount a tmpfs.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PICTOFS_REQUIRE_FUSE") != "" {
-		t.Fatal("this test mounts a tmpfs and needs root, but PICTOFS_REQUIRE_FUSE is set")
-	}
-	t.Skip("needs root to mount a tmpfs")
-}
-
-// testLogger logs at debug level to stderr with -v and PICTOFS_E2E_LOG
-// set, else nowhere.
-func testLogger() *slog.Logger {
-	if testing.Verbose() && os.Getenv("PICTOFS_E2E_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // ---- servers ----
 
 // template is a closed devserver data directory holding the synthetic
@@ -244,7 +198,6 @@ func (s *syncBuffer) String() string {
 type template struct {
 	dataDir string
 	want    map[string][]byte // path under the dataset directory → bytes
-	images  []client.Image
 }
 
 // synthetic returns the shared template, building it on first use.
@@ -269,7 +222,7 @@ func buildTemplate(server string) (*template, error) {
 	dir := filepath.Join(shared.dir, "template")
 	cmd := exec.Command(server, "-data", dir, "-dataset", synthName,
 		"-synthetic", strconv.Itoa(synthImages), "-dirs", "4")
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -284,11 +237,11 @@ func buildTemplate(server string) (*template, error) {
 	if err := json.NewDecoder(stdout).Decode(&info); err != nil {
 		return nil, fmt.Errorf("e2eserver: %v\n%s", err, stderr.String())
 	}
-	api, err := client.New(client.Options{BaseURL: info.API, APIKey: info.Admin_Key, Logger: testLogger()})
+	api, err := client.New(client.Options{BaseURL: info.API, APIKey: info.Admin_Key, Logger: testkit.Logger()})
 	if err != nil {
 		return nil, err
 	}
-	want, images, err := fetchSources(context.Background(), api, synthName)
+	srcs, err := testenv.Sources(context.Background(), api, synthName)
 	if err != nil {
 		return nil, err
 	}
@@ -298,83 +251,7 @@ func buildTemplate(server string) (*template, error) {
 	if err := cmd.Wait(); err != nil {
 		return nil, fmt.Errorf("e2eserver exit: %v\n%s", err, stderr.String())
 	}
-	return &template{dataDir: dir, want: want, images: images}, nil
-}
-
-// fetchSources fetches every image of a dataset and its annotation
-// document, with 8 parallel requests, keyed by the path a mount shows them
-// at under the dataset directory. Names must be plain (no sanitizing).
-func fetchSources(ctx context.Context, api *client.Client, dataset string) (map[string][]byte, []client.Image, error) {
-	var images []client.Image
-	if _, err := api.EachDatasetImage(ctx, dataset, 0, func(page []client.Image) error {
-		images = append(images, page...)
-		return nil
-	}); err != nil {
-		return nil, nil, err
-	}
-	want := make(map[string][]byte, 2*len(images))
-	var mu sync.Mutex
-	jobs := make(chan client.Image)
-	errs := make(chan error, 8)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for img := range jobs {
-				b, doc, err := fetchSource(ctx, api, dataset, img)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				want[imagePath(img)] = b
-				want[annotationPath(img)] = doc
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, img := range images {
-		jobs <- img
-	}
-	close(jobs)
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, nil, err
-	}
-	return want, images, nil
-}
-
-// fetchSource returns an image's bytes and its annotation document as the
-// mount writes it (re-indented by two spaces).
-func fetchSource(ctx context.Context, api *client.Client, dataset string, img client.Image) (data, doc []byte, err error) {
-	rc, _, err := api.OpenImage(ctx, dataset, img.DirectoryPath, img.Filename, 0, -1)
-	if err != nil {
-		return nil, nil, err
-	}
-	data, err = io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, nil, err
-	}
-	raw, err := api.AnnotationFile(ctx, img.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
-		return nil, nil, err
-	}
-	return data, buf.Bytes(), nil
-}
-
-func imagePath(img client.Image) string {
-	return filepath.Join("images", strings.Trim(img.DirectoryPath, "/"), img.Filename)
-}
-
-func annotationPath(img client.Image) string {
-	return filepath.Join("annotations", strings.Trim(img.DirectoryPath, "/"), img.Filename+".json")
+	return &template{dataDir: dir, want: testenv.Files(srcs)}, nil
 }
 
 // serverFrom starts a devserver on a private copy of the template's data
@@ -385,7 +262,7 @@ func serverFrom(t *testing.T, tmpl *template, opts devserver.Options) *devserver
 	if err := copyDataDir(tmpl.dataDir, opts.DataDir); err != nil {
 		t.Fatalf("copy template: %v", err)
 	}
-	return startServer(t, opts)
+	return testenv.StartServer(t, opts)
 }
 
 // copyDataDir copies a closed devserver data directory: the database and
@@ -409,28 +286,6 @@ func copyDataDir(src, dst string) error {
 		}
 		return os.WriteFile(out, b, 0o600)
 	})
-}
-
-// startServer starts a devserver (DataDir defaults to a temp dir), closed at
-// cleanup.
-func startServer(t *testing.T, opts devserver.Options) *devserver.Server {
-	t.Helper()
-	if opts.DataDir == "" {
-		opts.DataDir = t.TempDir()
-	}
-	if opts.Logger == nil {
-		opts.Logger = testLogger()
-	}
-	srv, err := devserver.New(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("devserver.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		srv.Close()
-		t.Fatalf("devserver Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
 }
 
 // stableAddr returns a free loopback address for a server that a test
@@ -471,131 +326,15 @@ func stableAddr(t *testing.T) string {
 	return ""
 }
 
-// waitFor polls cond every 10 ms until it holds, and fails the test if it
-// does not within timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // ---- mounts ----
 
-// mountCfg tweaks a test mount; zero fields take the defaults of the parts.
-type mountCfg struct {
-	key       string
-	cacheDir  string
-	cacheSize int64
-	minFree   float64
-	workers   int
-	share     float64
-	logger    *slog.Logger
-	client    func(*client.Options)
-	catalog   func(*catalog.Options)
-	fs        func(*pfs.Options)
-}
-
-// testMount is a mounted devserver with its parts.
-type testMount struct {
-	dir   string
-	api   *client.Client
-	cache *blobcache.Cache
-	pf    *prefetch.Prefetcher
-	cat   *catalog.Catalog
-	m     *pfs.Mounted
-
-	once sync.Once
-}
-
-// mount mounts baseURL's organization of key as `pictofs mount` does, in a
-// temp dir, and unmounts at cleanup.
-func mount(t *testing.T, baseURL string, cfg mountCfg) *testMount {
+// mount mounts srv through testenv and records the mount point for the
+// final check of TestMain.
+func mount(t *testing.T, srv testenv.Server, o testenv.Options) *testenv.Mount {
 	t.Helper()
-	requireFUSE(t)
-	if cfg.cacheDir == "" {
-		cfg.cacheDir = filepath.Join(t.TempDir(), "cache")
-	}
-	if cfg.cacheSize == 0 {
-		cfg.cacheSize = 1 << 30
-	}
-	if cfg.minFree == 0 {
-		cfg.minFree = 0.01
-	}
-	if cfg.logger == nil {
-		cfg.logger = testLogger()
-	}
-	copts := client.Options{BaseURL: baseURL, APIKey: cfg.key, UserAgent: "pictofs/e2e", Logger: cfg.logger}
-	if cfg.client != nil {
-		cfg.client(&copts)
-	}
-	api, err := client.New(copts)
-	if err != nil {
-		t.Fatalf("client.New: %v", err)
-	}
-	org, err := api.Me(context.Background())
-	if err != nil {
-		t.Fatalf("key check: %v", err)
-	}
-	cache, err := blobcache.Open(blobcache.Options{Dir: cfg.cacheDir, MaxBytes: cfg.cacheSize, MinFreeRatio: cfg.minFree, Logger: cfg.logger})
-	if err != nil {
-		t.Fatalf("blobcache.Open: %v", err)
-	}
-	pf, err := prefetch.New(prefetch.Options{Cache: cache, Workers: cfg.workers, ReadaheadShare: cfg.share,
-		Retryable: catalog.RetryableFetch, Logger: cfg.logger})
-	if err != nil {
-		t.Fatalf("prefetch.New: %v", err)
-	}
-	catOpts := catalog.Options{
-		API:        api,
-		Cache:      cache,
-		Prefetcher: pf,
-		Namespace:  api.BaseURL().Host + "/" + org.ID,
-		Logger:     cfg.logger,
-	}
-	if cfg.catalog != nil {
-		cfg.catalog(&catOpts)
-	}
-	cat, err := catalog.New(context.Background(), catOpts)
-	if err != nil {
-		t.Fatalf("catalog.New: %v", err)
-	}
-	opts := pfs.Options{Catalog: cat, Logger: cfg.logger}
-	if cfg.fs != nil {
-		cfg.fs(&opts)
-	}
-	dir := t.TempDir()
-	trackMount(dir, "fuse")
-	m, err := pfs.Mount(context.Background(), dir, opts)
-	if err != nil {
-		cat.Close(context.Background())
-		pf.Close()
-		cache.Close()
-		t.Fatalf("fs.Mount: %v", err)
-	}
-	tm := &testMount{dir: dir, api: api, cache: cache, pf: pf, cat: cat, m: m}
-	t.Cleanup(func() { tm.unmount(t) })
-	return tm
-}
-
-// unmount unmounts (lazily if busy) and closes the parts; it runs once.
-func (tm *testMount) unmount(t *testing.T) {
-	tm.once.Do(func() {
-		if err := tm.m.Unmount(false); err != nil {
-			t.Logf("unmount %s: %v; detaching lazily", tm.dir, err)
-			if err := tm.m.Unmount(true); err != nil {
-				t.Errorf("lazy unmount %s: %v", tm.dir, err)
-			}
-		}
-		tm.m.Wait()
-		tm.cat.Close(context.Background())
-		tm.pf.Close()
-		tm.cache.Close()
-	})
+	m := testenv.NewMount(t, srv, o)
+	trackMount(m.Dir, "fuse")
+	return m
 }
 
 // ---- reading and verifying ----
@@ -659,51 +398,11 @@ func (tl *tally) check(t *testing.T, path string, want []byte, quiet bool) error
 	return err
 }
 
-// listTree walks root (which makes the mount queue readahead) and checks
-// that it holds exactly the files of want, plus dataset.json.
-func listTree(t *testing.T, root string, want map[string][]byte) []string {
-	t.Helper()
-	var rels []string
-	seen := map[string]bool{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() || rel == "dataset.json" {
-			return nil
-		}
-		if _, ok := want[rel]; !ok {
-			t.Errorf("%s: unexpected file in the mount", rel)
-			return nil
-		}
-		seen[rel] = true
-		rels = append(rels, rel)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
-	}
-	if len(seen) != len(want) {
-		missing := 0
-		for rel := range want {
-			if !seen[rel] {
-				missing++
-				if missing <= 5 {
-					t.Errorf("%s: missing from the mount", rel)
-				}
-			}
-		}
-		t.Errorf("walk of %s saw %d files, want %d", root, len(seen), len(want))
-	}
-	return rels
-}
-
 // readTree lists root, then reads every file of want under it with
 // parallel readers and compares it byte for byte.
 func readTree(t *testing.T, root string, want map[string][]byte, parallel int) *tally {
 	t.Helper()
-	rels := listTree(t, root, want)
+	rels := testenv.ListTree(t, root, want)
 	return readFiles(t, root, rels, want, parallel, 0)
 }
 
@@ -734,11 +433,11 @@ func readFiles(t *testing.T, root string, rels []string, want map[string][]byte,
 }
 
 // logFigures logs the figures of a scenario.
-func logFigures(t *testing.T, label string, tl *tally, st devserver.Stats, tm *testMount) {
+func logFigures(t *testing.T, label string, tl *tally, st devserver.Stats, tm *testenv.Mount) {
 	t.Helper()
 	refreshes := int64(-1)
 	if tm != nil {
-		refreshes = tm.m.Stats().URLRefreshes
+		refreshes = tm.FS.Stats().URLRefreshes
 	}
 	t.Logf("%s: %s; server: API requests %d (503 injected %d, 429 %d, annotation files %d, image byte requests %d), "+
 		"storage GETs %d (truncated %d, %d bytes), download listings %d; mount URL refreshes %d",
@@ -777,7 +476,7 @@ func binaries(t *testing.T) (pictofs, server string) {
 // proc is a child process with its output captured.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 	done   chan struct{}
 	err    error // valid after done
 }
@@ -787,7 +486,7 @@ func startProc(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -813,11 +512,15 @@ func (p *proc) exited() bool {
 	}
 }
 
-// serverProc is an e2eserver child process.
+// serverProc is an e2eserver child process; it is a testenv.Server.
 type serverProc struct {
 	*proc
-	API, Storage, Admin, AdminKey, Org string
+	api, admin, adminKey, org string
 }
+
+func (s *serverProc) APIURL() string     { return s.api }
+func (s *serverProc) AdminKey() string   { return s.adminKey }
+func (s *serverProc) DefaultOrg() string { return s.org }
 
 // startServerProc runs e2eserver with args and waits for its JSON line.
 func startServerProc(t *testing.T, args ...string) *serverProc {
@@ -828,7 +531,7 @@ func startServerProc(t *testing.T, args ...string) *serverProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start e2eserver: %v", err)
@@ -846,18 +549,18 @@ func startServerProc(t *testing.T, args ...string) *serverProc {
 	if err != nil {
 		t.Fatalf("e2eserver did not start: %v\n%s", err, p.stderr)
 	}
-	var info struct{ API, Storage, Admin, Admin_Key, Org string }
+	var info struct{ API, Admin, Admin_Key, Org string }
 	if err := json.Unmarshal(line, &info); err != nil {
 		t.Fatalf("e2eserver said %q: %v", line, err)
 	}
-	return &serverProc{proc: p, API: info.API, Storage: info.Storage, Admin: info.Admin, AdminKey: info.Admin_Key, Org: info.Org}
+	return &serverProc{proc: p, api: info.API, admin: info.Admin, adminKey: info.Admin_Key, org: info.Org}
 }
 
 // stats returns the server's counters.
 func (s *serverProc) stats(t *testing.T) devserver.Stats {
 	t.Helper()
 	var st devserver.Stats
-	resp, err := httpClient.Get(s.Admin + "/stats")
+	resp, err := httpClient.Get(s.admin + "/stats")
 	if err == nil {
 		defer resp.Body.Close()
 		err = json.NewDecoder(resp.Body).Decode(&st)
@@ -871,7 +574,7 @@ func (s *serverProc) stats(t *testing.T) devserver.Stats {
 // resetStats zeroes the server's counters.
 func (s *serverProc) resetStats(t *testing.T) {
 	t.Helper()
-	resp, err := httpClient.Post(s.Admin+"/reset", "", nil)
+	resp, err := httpClient.Post(s.admin+"/reset", "", nil)
 	if err != nil {
 		t.Fatalf("e2eserver reset: %v", err)
 	}
@@ -882,7 +585,7 @@ func (s *serverProc) resetStats(t *testing.T) {
 // answers; it is stopped and unmounted at cleanup.
 func mountProc(t *testing.T, env []string, mnt string, args ...string) *proc {
 	t.Helper()
-	requireFUSE(t)
+	testkit.RequireFUSE(t)
 	bin, _ := binaries(t)
 	trackMount(mnt, "fuse")
 	p := startProc(t, env, bin, append(append([]string{"mount"}, args...), mnt)...)
@@ -949,7 +652,7 @@ func mountOptions(t *testing.T, mnt string) []string {
 // cleanup.
 func mountTmpfs(t *testing.T, size int64) string {
 	t.Helper()
-	requireRoot(t)
+	testkit.RequireRoot(t, "mounting a tmpfs")
 	dir := t.TempDir()
 	trackMount(dir, "tmpfs")
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // scaleImages is the size of the scale test's dataset: PICTOFS_SCALE_IMAGES,
@@ -76,10 +78,7 @@ func TestScale(t *testing.T) {
 
 	const readers, perReader = 64, 8
 	ctx := context.Background()
-	src, err := client.New(client.Options{BaseURL: s.API, APIKey: s.AdminKey, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := testenv.Client(t, s, s.AdminKey())
 	sample := make(map[string][]byte, readers*perReader)
 	for k := range readers * perReader {
 		i := k * (n / (readers * perReader))
@@ -98,8 +97,8 @@ func TestScale(t *testing.T) {
 	}
 
 	mnt := t.TempDir()
-	env := append(baseEnv(t), "PICTOGRAPH_API_KEY="+s.AdminKey)
-	p := mountProc(t, env, mnt, "--api-url", s.API, "--cache-dir", filepath.Join(t.TempDir(), "cache"))
+	env := append(baseEnv(t), "PICTOGRAPH_API_KEY="+s.AdminKey())
+	p := mountProc(t, env, mnt, "--api-url", s.APIURL(), "--cache-dir", filepath.Join(t.TempDir(), "cache"))
 	s.resetStats(t)
 	images := filepath.Join(mnt, "scale", "images")
 	start = time.Now()
@@ -156,6 +155,9 @@ func TestScale(t *testing.T) {
 	if extra := st.ImageByteRequests - afterList.ImageByteRequests; extra > int64(len(sample)) {
 		t.Errorf("reads of %d images cost %d byte requests, want at most one each", len(sample), extra)
 	}
+	if st.AnnotationFiles != 0 {
+		t.Errorf("listing and reading images fetched %d annotation documents, want 0 (each costs an API request)", st.AnnotationFiles)
+	}
 }
 
 // TestReadaheadSpendsNoAPIRequests lists a dataset that the download
@@ -163,13 +165,10 @@ func TestScale(t *testing.T) {
 // their signed URLs and leave the others, which cost an API request each on
 // the byte route, to the reads that ask for them.
 func TestReadaheadSpendsNoAPIRequests(t *testing.T) {
-	srv := startServer(t, devserver.Options{DownloadCap: 50})
+	srv := testenv.StartServer(t, devserver.Options{DownloadCap: 50})
 	want := under(smallDataset(t, srv, "partial", 300), "images")
 	ctx := context.Background()
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey(), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := testenv.Client(t, srv, srv.AdminKey())
 	covered := map[string]bool{}
 	for _, status := range []string{"", "new", "annotate", "review", "complete"} {
 		l, err := api.DownloadListing(ctx, "partial", client.DownloadOptions{Mode: "images_only", StatusFilter: status})
@@ -180,16 +179,16 @@ func TestReadaheadSpendsNoAPIRequests(t *testing.T) {
 			covered[it.ID] = true
 		}
 	}
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey()})
+	tm := mount(t, srv, testenv.Options{})
 	srv.ResetStats()
-	root := filepath.Join(tm.dir, "partial", "images")
+	root := filepath.Join(tm.Dir, "partial", "images")
 	if _, err := os.ReadDir(root); err != nil {
 		t.Fatal(err)
 	}
 	// The listing queues the covered images, all at once; wait for the
 	// prefetcher to have fetched that many and to have nothing left to do.
-	waitFor(t, fmt.Sprintf("readahead of the %d covered images", len(covered)), time.Minute, func() bool {
-		st := tm.pf.Stats()
+	testkit.WaitFor(t, fmt.Sprintf("readahead of the %d covered images", len(covered)), time.Minute, func() bool {
+		st := tm.Prefetcher.Stats()
 		return st.Fetched+st.Failed >= uint64(len(covered)) && st.Queued == 0 && st.InFlight == 0
 	})
 	st := srv.Stats()
@@ -212,8 +211,8 @@ func TestReadaheadSpendsNoAPIRequests(t *testing.T) {
 	}
 	// A read may queue work for the prefetcher; what it queued is done
 	// once the prefetcher is idle.
-	waitFor(t, "the prefetcher to go idle after the reads", time.Minute, func() bool {
-		st := tm.pf.Stats()
+	testkit.WaitFor(t, "the prefetcher to go idle after the reads", time.Minute, func() bool {
+		st := tm.Prefetcher.Stats()
 		return st.Queued == 0 && st.InFlight == 0
 	})
 	if got := srv.Stats().AnnotationFiles; got != 0 {

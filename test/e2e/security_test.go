@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +24,8 @@ import (
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
 	pfs "github.com/pictofs/pictofs/fs"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
 // TestKeyNeverLeaks runs a mount through every error path it has (503s,
@@ -33,9 +35,9 @@ import (
 // must never have received it, and no signed URL's query may be logged.
 func TestKeyNeverLeaks(t *testing.T) {
 	t.Parallel() // mostly waiting: for retry backoff and timeouts
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := startServer(t, devserver.Options{Logger: logger})
+	logs := &testkit.Buffer{}
+	logger := logs.Logger()
+	srv := testenv.StartServer(t, devserver.Options{Logger: logger})
 	ctx := context.Background()
 	key, err := srv.CreateKey(ctx, srv.DefaultOrg(), "member")
 	if err != nil {
@@ -43,11 +45,11 @@ func TestKeyNeverLeaks(t *testing.T) {
 	}
 	want := smallDataset(t, srv, "secret", 60)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	tm := mount(t, srv.APIURL(), mountCfg{key: key, cacheDir: cacheDir, logger: logger, workers: 4})
+	tm := mount(t, srv, testenv.Options{Key: key, CacheDir: cacheDir, Logger: logger, Workers: 4})
 	srv.SetFaults(devserver.Faults{FailRate: 0.3, TruncateRate: 0.3, URLTTL: time.Second})
 	srv.ResetStats()
-	root := filepath.Join(tm.dir, "secret")
-	tl := readFiles(t, root, listTree(t, root, want), want, 4, 40*time.Millisecond)
+	root := filepath.Join(tm.Dir, "secret")
+	tl := readFiles(t, root, testenv.ListTree(t, root, want), want, 4, 40*time.Millisecond)
 
 	var messages []string
 	note := func(err error) {
@@ -55,20 +57,22 @@ func TestKeyNeverLeaks(t *testing.T) {
 			messages = append(messages, err.Error())
 		}
 	}
-	_, err = os.ReadFile(filepath.Join(tm.dir, "no-such-dataset", "dataset.json"))
+	_, err = os.ReadFile(filepath.Join(tm.Dir, "no-such-dataset", "dataset.json"))
 	note(err)
-	note(os.Mkdir(filepath.Join(tm.dir, "secret"), 0o755))    // 409
-	note(os.Remove(filepath.Join(tm.dir, "secret")))          // 403 for a member key
-	note(os.Mkdir(filepath.Join(tm.dir, "made-here"), 0o755)) // POST with an idempotency key
-	_, err = tm.api.GetDataset(ctx, "no-such-dataset")
+	note(os.Mkdir(filepath.Join(tm.Dir, "secret"), 0o755))    // 409
+	note(os.Remove(filepath.Join(tm.Dir, "secret")))          // 403 for a member key
+	note(os.Mkdir(filepath.Join(tm.Dir, "made-here"), 0o755)) // POST with an idempotency key
+	_, err = tm.API.GetDataset(ctx, "no-such-dataset")
 	note(err)
-	_, err = tm.api.DeleteDataset(ctx, "secret")
+	_, err = tm.API.DeleteDataset(ctx, "secret")
 	note(err)
-	listing, err := tm.api.DownloadListing(ctx, "secret", client.DownloadOptions{Mode: "images_only"})
+	// A listing whose signed URLs expired a minute ago, still under the
+	// storm of 503s and cut bodies.
+	srv.SetFaults(devserver.Faults{FailRate: 0.3, TruncateRate: 0.3, URLTTL: -time.Minute})
+	listing, err := tm.API.DownloadListing(ctx, "secret", client.DownloadOptions{Mode: "images_only"})
 	note(err)
 	if err == nil && len(listing.Items) > 0 {
-		time.Sleep(2100 * time.Millisecond)
-		_, _, err := tm.api.OpenSigned(ctx, listing.Items[0].ImageURL, 0, -1) // expired
+		_, _, err := tm.API.OpenSigned(ctx, listing.Items[0].ImageURL, 0, -1) // expired
 		note(err)
 	}
 	srv.SetFaults(devserver.Faults{})
@@ -80,7 +84,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 	note(err)
 	st := srv.Stats()
 	logFigures(t, "key leak walk", tl, st, tm)
-	tm.unmount(t)
+	tm.Unmount()
 
 	secret := strings.TrimPrefix(key, "pk_live_")
 	for _, needle := range []string{key, secret} {
@@ -125,7 +129,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 // environment and in the config file: it must not appear in the process's
 // arguments, nor in its debug log.
 func TestKeyNotInProcessArguments(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	smallDataset(t, srv, "args", 4)
 	key := srv.AdminKey()
 	tests := []struct {
@@ -188,16 +192,9 @@ func TestKeyNotInProcessArguments(t *testing.T) {
 // one cache directory at once; both have a dataset of the same name with
 // files at the same paths and different bytes. Each must see only its own.
 func TestOrganizationsShareCache(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	ctx := context.Background()
-	orgB, err := srv.CreateOrganization(ctx, "Other Organization")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyB, err := srv.CreateKey(ctx, orgB, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	orgB, keyB := testenv.NewOrganization(t, srv, "Other Organization", "admin")
 	orgs := []struct {
 		id, key string
 	}{{srv.DefaultOrg(), srv.AdminKey()}, {orgB, keyB}}
@@ -217,14 +214,14 @@ func TestOrganizationsShareCache(t *testing.T) {
 		}
 	}
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	mounts := make([]*testMount, len(orgs))
+	mounts := make([]*testenv.Mount, len(orgs))
 	for i, o := range orgs {
-		mounts[i] = mount(t, srv.APIURL(), mountCfg{key: o.key, cacheDir: cacheDir})
+		mounts[i] = mount(t, srv, testenv.Options{Key: o.key, Org: o.id, CacheDir: cacheDir})
 	}
 	srv.ResetStats()
 	for round := range 2 {
 		for i := range orgs {
-			tl := readTree(t, filepath.Join(mounts[i].dir, "same", "images"), wants[i], 4)
+			tl := readTree(t, filepath.Join(mounts[i].Dir, "same", "images"), wants[i], 4)
 			logFigures(t, fmt.Sprintf("organization %d, round %d", i+1, round+1), tl, srv.Stats(), mounts[i])
 			if tl.failed != 0 {
 				t.Errorf("organization %d read %d files that are not its own (%v), want 0", i+1, tl.failed, tl.errnos)
@@ -235,7 +232,7 @@ func TestOrganizationsShareCache(t *testing.T) {
 		t.Errorf("got %d storage GETs, want %d: each organization fetches its own 30 blobs once", got, want)
 	}
 	for i := range orgs {
-		entries, err := os.ReadDir(mounts[i].dir)
+		entries, err := os.ReadDir(mounts[i].Dir)
 		if err != nil || len(entries) != 1 || entries[0].Name() != "same" {
 			t.Errorf("organization %d root: got %v, %v; want only its dataset", i+1, entries, err)
 		}
@@ -259,12 +256,13 @@ func setDatasetName(t *testing.T, dataDir, id, name string) {
 // TestHostileNames serves names no filesystem may take as they are, for
 // datasets at the root, directories and files: "..", "/", NUL, control
 // characters, 1000-byte names, names equal but for Unicode normalization,
-// duplicates, and names that collide once made safe. No entry may escape
-// or be unreadable, every file must appear exactly once with its own bytes,
-// and the names must be the same on every listing and every mount.
+// duplicates, names that collide once made safe or shortened, and folders
+// that climb ("/../.."). No entry may escape or be unreadable, every file
+// must appear exactly once with its own bytes and its document, and the
+// names must be the same on every listing and every mount.
 func TestHostileNames(t *testing.T) {
 	dataDir := t.TempDir()
-	srv := startServer(t, devserver.Options{DataDir: dataDir})
+	srv := testenv.StartServer(t, devserver.Options{DataDir: dataDir})
 	ctx := context.Background()
 	org := srv.DefaultOrg()
 	long := strings.Repeat("L", 1000)
@@ -291,8 +289,8 @@ func TestHostileNames(t *testing.T) {
 	type entry struct{ dir, name string }
 	hostile := []entry{
 		{"/", ".."}, {"/", "."}, {"/", "a/b.jpg"}, {"/", "../../escape.jpg"}, {"/", "nul\x00.jpg"},
-		{"/", "ctl\x01\x1b[31m.jpg"}, {"/", long + ".jpg"}, {"/", long + "M.jpg"}, {"/", "caf\u00e9.jpg"},
-		{"/", "cafe\u0301.jpg"}, {"/", "dup.jpg"}, {"/", "dup.jpg"}, {"/", ""}, {"/", "x.jpg"}, {"/", "y.jpg"},
+		{"/", "ctl\x01\x1b[31m.jpg"}, {"/", long + ".jpg"}, {"/", long + "M.jpg"}, {"/", long[1:] + "M.jpg"},
+		{"/", "caf\u00e9.jpg"}, {"/", "cafe\u0301.jpg"}, {"/", "dup.jpg"}, {"/", "dup.jpg"}, {"/", ""}, {"/", "x.jpg"}, {"/", "y.jpg"},
 		{"/", "x.jpg.json"}, {"/", "sub"}, {"/", "sub.json"}, {"/", "\x7f"},
 		{"/..", "up.jpg"}, {"/../..", "up.jpg"}, {"/.", "dot.jpg"}, {"/a\x00b", "f.jpg"}, {"/ctl\x01", "f.jpg"},
 		{"/" + long, "f.jpg"}, {"/" + long + "2", "f.jpg"}, {"/caf\u00e9", "f.jpg"}, {"/cafe\u0301", "f.jpg"},
@@ -310,7 +308,7 @@ func TestHostileNames(t *testing.T) {
 
 	var listings [][]string
 	for round := range 2 {
-		tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey()})
+		tm := mount(t, srv, testenv.Options{})
 		var paths []string
 		checkName := func(p string) {
 			name := filepath.Base(p)
@@ -326,7 +324,7 @@ func TestHostileNames(t *testing.T) {
 			}
 		}
 
-		roots, err := os.ReadDir(tm.dir)
+		roots, err := os.ReadDir(tm.Dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +332,7 @@ func TestHostileNames(t *testing.T) {
 		for _, e := range roots {
 			checkName(e.Name())
 			paths = append(paths, e.Name())
-			meta, err := os.ReadFile(filepath.Join(tm.dir, e.Name(), "dataset.json"))
+			meta, err := os.ReadFile(filepath.Join(tm.Dir, e.Name(), "dataset.json"))
 			if err != nil {
 				t.Errorf("dataset.json of %q: %v", e.Name(), err)
 				continue
@@ -346,7 +344,7 @@ func TestHostileNames(t *testing.T) {
 			}
 			seenDatasets[d.ID] = true
 			if content, ok := datasetContent[d.ID]; ok {
-				got, err := os.ReadFile(filepath.Join(tm.dir, e.Name(), "images", "only.jpg"))
+				got, err := os.ReadFile(filepath.Join(tm.Dir, e.Name(), "images", "only.jpg"))
 				if err != nil || string(got) != content {
 					t.Errorf("dataset %q (%q): got image %q, %v; want %q", e.Name(), d.Name, got, err, content)
 				}
@@ -359,7 +357,7 @@ func TestHostileNames(t *testing.T) {
 		var hostileRoot string
 		for _, e := range roots {
 			if e.Name() == "hostile" {
-				hostileRoot = filepath.Join(tm.dir, e.Name())
+				hostileRoot = filepath.Join(tm.Dir, e.Name())
 			}
 		}
 		if hostileRoot == "" {
@@ -368,6 +366,7 @@ func TestHostileNames(t *testing.T) {
 		images := filepath.Join(hostileRoot, "images")
 		gotImages := map[string]int{}
 		files := 0
+		listed := map[string]bool{}
 		err = filepath.WalkDir(hostileRoot, func(p string, d os.DirEntry, err error) error {
 			if err != nil {
 				t.Errorf("walk %q: %v", p, err)
@@ -381,6 +380,10 @@ func TestHostileNames(t *testing.T) {
 				t.Errorf("walk left the dataset: %q", p)
 			}
 			checkName(p)
+			if listed[rel] {
+				t.Errorf("%q listed twice", rel)
+			}
+			listed[rel] = true
 			paths = append(paths, rel)
 			if d.IsDir() || rel == "dataset.json" {
 				return nil
@@ -409,13 +412,24 @@ func TestHostileNames(t *testing.T) {
 				t.Errorf("image %q: seen %d times, want %d", content, gotImages[content], n)
 			}
 		}
+		// A second listing through the same mount shows the same names.
+		again := map[string]bool{}
+		filepath.WalkDir(hostileRoot, func(p string, d os.DirEntry, err error) error {
+			if rel, _ := filepath.Rel(hostileRoot, p); err == nil && rel != "." {
+				again[rel] = true
+			}
+			return nil
+		})
+		if !maps.Equal(again, listed) {
+			t.Errorf("a second listing of the same mount shows other names: %d names, then %d", len(listed), len(again))
+		}
 		if files != len(hostile) {
 			t.Errorf("got %d image files, want %d", files, len(hostile))
 		}
 		slices.Sort(paths)
 		listings = append(listings, paths)
 		t.Logf("mount %d: %d datasets at the root, %d entries in \"hostile\", %d image files read", round+1, len(roots), len(paths)-len(roots), files)
-		tm.unmount(t)
+		tm.Unmount()
 	}
 	if !slices.Equal(listings[0], listings[1]) {
 		t.Errorf("names differ between two mounts of the same server:\n%q\n%q", listings[0], listings[1])
@@ -425,11 +439,11 @@ func TestHostileNames(t *testing.T) {
 // TestPermissionsAndMountOptions checks the modes of a fresh cache (0700
 // directories, 0600 files) and that allow_other is off unless asked for.
 func TestPermissionsAndMountOptions(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	want := smallDataset(t, srv, "perms", 20)
 	cacheDir := filepath.Join(t.TempDir(), "new", "cache")
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), cacheDir: cacheDir})
-	tl := readTree(t, filepath.Join(tm.dir, "perms"), want, 4)
+	tm := mount(t, srv, testenv.Options{CacheDir: cacheDir})
+	tl := readTree(t, filepath.Join(tm.Dir, "perms"), want, 4)
 	if tl.failed != 0 {
 		t.Errorf("reads failed: %v", tl.errnos)
 	}
@@ -459,11 +473,11 @@ func TestPermissionsAndMountOptions(t *testing.T) {
 	if files < len(want)/2 {
 		t.Errorf("cache holds %d files, want at least %d", files, len(want)/2)
 	}
-	if opts := mountOptions(t, tm.dir); slices.Contains(opts, "allow_other") {
+	if opts := mountOptions(t, tm.Dir); slices.Contains(opts, "allow_other") {
 		t.Errorf("default mount options %v include allow_other", opts)
 	}
-	other := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), fs: func(o *pfs.Options) { o.AllowOther = true }})
-	if opts := mountOptions(t, other.dir); !slices.Contains(opts, "allow_other") {
+	other := mount(t, srv, testenv.Options{FS: func(o *pfs.Options) { o.AllowOther = true }})
+	if opts := mountOptions(t, other.Dir); !slices.Contains(opts, "allow_other") {
 		t.Errorf("mount options %v lack allow_other although it was asked for", opts)
 	}
 }
@@ -491,7 +505,7 @@ func get(t *testing.T, u, key string) int {
 // keys are refused, tampered or expired signatures are refused, and one
 // organization's key reaches nothing of another's.
 func TestDevserverAuth(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
+	srv := testenv.StartServer(t, devserver.Options{})
 	ctx := context.Background()
 	smallDataset(t, srv, "mine", 4)
 	api := srv.APIURL() + "/api/v1/developer"
@@ -524,10 +538,7 @@ func TestDevserverAuth(t *testing.T) {
 	})
 
 	t.Run("signed URLs", func(t *testing.T) {
-		c, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: key, Logger: testLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := testenv.Client(t, srv, key)
 		listing, err := c.DownloadListing(ctx, "mine", client.DownloadOptions{})
 		if err != nil || len(listing.Items) < 2 {
 			t.Fatalf("listing: %v", err)
@@ -579,18 +590,8 @@ func TestDevserverAuth(t *testing.T) {
 	})
 
 	t.Run("organizations", func(t *testing.T) {
-		orgB, err := srv.CreateOrganization(ctx, "B")
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyB, err := srv.CreateKey(ctx, orgB, "owner")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: key, Logger: testLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, keyB := testenv.NewOrganization(t, srv, "B", "owner")
+		a := testenv.Client(t, srv, key)
 		mine, err := a.GetDataset(ctx, "mine")
 		if err != nil {
 			t.Fatal(err)
@@ -625,10 +626,7 @@ func TestDevserverAuth(t *testing.T) {
 				t.Errorf("%s %s with another organization's key: got %d, want 404", r.method, r.path, resp.StatusCode)
 			}
 		}
-		b, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: keyB, Logger: testLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := testenv.Client(t, srv, keyB)
 		if list, err := b.AllDatasets(ctx); err != nil || len(list) != 0 {
 			t.Errorf("datasets of the other organization: got %d, %v; want none", len(list), err)
 		}

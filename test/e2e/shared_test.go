@@ -11,21 +11,23 @@ import (
 
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
+	"github.com/pictofs/pictofs/internal/testenv/testkit"
 	"github.com/pictofs/pictofs/sharedcache"
 	"github.com/pictofs/pictofs/sharedcache/redistest"
 )
 
 // sharedMount mounts srv with its own local cache and the shared tier at
 // redisURL.
-func sharedMount(t *testing.T, srv *devserver.Server, redisURL string) (*testMount, *sharedcache.Tier) {
+func sharedMount(t *testing.T, srv *devserver.Server, redisURL string) (*testenv.Mount, *sharedcache.Tier) {
 	t.Helper()
 	tier, err := sharedcache.New(sharedcache.Options{
-		URL: redisURL, Namespace: srv.APIURL() + "/" + srv.DefaultOrg(), RetryAfter: 500 * time.Millisecond, Logger: testLogger(),
+		URL: redisURL, Namespace: srv.APIURL() + "/" + srv.DefaultOrg(), RetryAfter: 500 * time.Millisecond, Logger: testkit.Logger(),
 	})
 	if err != nil {
 		t.Fatalf("sharedcache.New: %v", err)
 	}
-	tm := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey(), catalog: func(o *catalog.Options) { o.SharedCache = tier }})
+	tm := mount(t, srv, testenv.Options{Catalog: func(o *catalog.Options) { o.SharedCache = tier }})
 	t.Cleanup(func() { tier.Close() })
 	return tm, tier
 }
@@ -45,7 +47,7 @@ func TestThreeMountsShareOneUpstream(t *testing.T) {
 	for i := range 3 {
 		tm, tier := sharedMount(t, srv, rs.URL())
 		before := srv.Stats()
-		tl := readTree(t, filepath.Join(tm.dir, synthName), tmpl.want, 16)
+		tl := readTree(t, filepath.Join(tm.Dir, synthName), tmpl.want, 16)
 		if tl.failed != 0 || tl.files != len(tmpl.want) {
 			t.Fatalf("mount %d: %s", i+1, tl)
 		}
@@ -58,10 +60,10 @@ func TestThreeMountsShareOneUpstream(t *testing.T) {
 		if i == 0 {
 			firstAPI = api
 		}
-		tm.unmount(t)
+		tm.Unmount()
 	}
 	st := srv.Stats()
-	images := int64(len(tmpl.images))
+	images := int64(len(under(tmpl.want, "images")))
 	// The export ZIP is one more storage GET.
 	if got := st.StorageGets - st.ExportDownloads; got > images*11/10 {
 		t.Errorf("three mounts: %d storage GETs of images for %d images, want at most 1.1×", got, images)
@@ -101,11 +103,11 @@ func TestSharedTierFaultsNeverFailARead(t *testing.T) {
 		rs := redistest.Start(t)
 		srv := serverFrom(t, tmpl, devserver.Options{StorageLatency: 5 * time.Millisecond})
 		tm, _ := sharedMount(t, srv, rs.URL())
-		root := filepath.Join(tm.dir, synthName)
-		rels := listTree(t, root, tmpl.want)
+		root := filepath.Join(tm.Dir, synthName)
+		rels := testenv.ListTree(t, root, tmpl.want)
 		done := make(chan *tally)
 		go func() { done <- readFiles(t, root, rels, tmpl.want, 8, 0) }()
-		waitFor(t, "the first hundred reads", time.Minute, func() bool { return srv.Stats().StorageGets > 100 })
+		testkit.WaitFor(t, "the first hundred reads", time.Minute, func() bool { return srv.Stats().StorageGets > 100 })
 		rs.Kill()
 		tl := <-done
 		if tl.failed != 0 {
@@ -118,12 +120,12 @@ func TestSharedTierFaultsNeverFailARead(t *testing.T) {
 		srv := serverFrom(t, tmpl, devserver.Options{})
 		for i := range 2 {
 			tm, tier := sharedMount(t, srv, rs.URL())
-			tl := readTree(t, filepath.Join(tm.dir, synthName), tmpl.want, 8)
+			tl := readTree(t, filepath.Join(tm.Dir, synthName), tmpl.want, 8)
 			tier.Flush(context.Background())
 			if tl.failed != 0 || tl.files != len(tmpl.want) {
 				t.Errorf("mount %d over a 2 MB Redis: %s", i+1, tl)
 			}
-			tm.unmount(t)
+			tm.Unmount()
 		}
 	})
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,42 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pictofs/pictofs/catalog"
-	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/devserver"
+	"github.com/pictofs/pictofs/internal/testenv"
 )
-
-// writableCfg is a mount configuration that takes writes, staged in the
-// cache directory as `pictofs mount` stages them.
-func writableCfg(key, cacheDir string, allowDelete bool) mountCfg {
-	return mountCfg{key: key, cacheDir: cacheDir, catalog: func(o *catalog.Options) {
-		o.Writes = catalog.WriteOptions{StagingDir: filepath.Join(cacheDir, "staging"), AllowDelete: allowDelete}
-	}}
-}
-
-// smallPNG is a distinct small PNG for each seed.
-func smallPNG(t testing.TB, seed int) []byte {
-	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, 4+seed%7, 3+seed%5))
-	for i := range img.Pix {
-		img.Pix[i] = byte(seed*7 + i*13)
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// emptyDataset creates a dataset with two classes.
-func emptyDataset(t *testing.T, srv *devserver.Server, name string) {
-	t.Helper()
-	if _, err := srv.CreateDataset(context.Background(), srv.DefaultOrg(), devserver.CreateDatasetRequest{
-		Name: name, Classes: []devserver.Class{{Name: "cat", Type: "bbox"}, {Name: "dog", Type: "bbox"}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestCopy500ImagesThroughAFreshMount copies a folder of 500 small images
 // into a dataset with cp -r, then reads every one of them back through a
@@ -58,13 +23,13 @@ func emptyDataset(t *testing.T, srv *devserver.Server, name string) {
 // uploads is what the server serves. The first mount serves its own uploads
 // from the cache, with no download.
 func TestCopy500ImagesThroughAFreshMount(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	emptyDataset(t, srv, "copied")
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "copied")
 	src := filepath.Join(t.TempDir(), "batch")
 	want := map[string][]byte{}
 	for i := range 500 {
 		rel := filepath.Join(fmt.Sprintf("part%d", i%5), fmt.Sprintf("%04d.png", i))
-		b := smallPNG(t, i)
+		b := testenv.PNG(t, i)
 		want[filepath.Join("images", "batch", rel)] = b
 		os.MkdirAll(filepath.Join(src, filepath.Dir(rel)), 0o755)
 		if err := os.WriteFile(filepath.Join(src, rel), b, 0o644); err != nil {
@@ -72,16 +37,16 @@ func TestCopy500ImagesThroughAFreshMount(t *testing.T) {
 		}
 	}
 	cacheDir := filepath.Join(t.TempDir(), "cache")
-	tm := mount(t, srv.APIURL(), writableCfg(srv.AdminKey(), cacheDir, false))
+	tm := mount(t, srv, testenv.Options{CacheDir: cacheDir, Writable: true})
 	start := time.Now()
-	if out, err := exec.Command("cp", "-r", src, filepath.Join(tm.dir, "copied", "images")).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-r", src, filepath.Join(tm.Dir, "copied", "images")).CombinedOutput(); err != nil {
 		t.Fatalf("cp -r: %v\n%s", err, out)
 	}
 	took := time.Since(start)
 	st := srv.Stats()
 	t.Logf("cp -r of 500 images took %v: %d API requests", took.Round(time.Millisecond), st.APIRequests)
 	before := st.StorageGets
-	if out, err := exec.Command("cmp", filepath.Join(src, "part3", "0003.png"), filepath.Join(tm.dir, "copied", "images", "batch", "part3", "0003.png")).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cmp", filepath.Join(src, "part3", "0003.png"), filepath.Join(tm.Dir, "copied", "images", "batch", "part3", "0003.png")).CombinedOutput(); err != nil {
 		t.Errorf("cmp through the writing mount: %v %s", err, out)
 	}
 	if got := srv.Stats().StorageGets - before; got != 0 {
@@ -97,8 +62,8 @@ func TestCopy500ImagesThroughAFreshMount(t *testing.T) {
 			want[ann] = []byte(fmt.Sprintf("{\n  \"image\": %q,\n  \"annotations\": []\n}", filepath.Base(rel)))
 		}
 	}
-	fresh := mount(t, srv.APIURL(), mountCfg{key: srv.AdminKey()})
-	tl := readTree(t, filepath.Join(fresh.dir, "copied"), want, 8)
+	fresh := mount(t, srv, testenv.Options{})
+	tl := readTree(t, filepath.Join(fresh.Dir, "copied"), want, 8)
 	if tl.failed != 0 || tl.files != len(want) {
 		t.Errorf("fresh mount: %v; want all %d files equal to what was copied", tl, len(want))
 	}
@@ -131,8 +96,8 @@ func stagedSidecars(t *testing.T, dir string) map[string]map[string]any {
 // files — or, for the one whose name another client took meanwhile, keeps
 // it and says where — and keeps and reports the one that was cut short.
 func TestCrashWhileWriting(t *testing.T) {
-	srv := startServer(t, devserver.Options{})
-	emptyDataset(t, srv, "crash")
+	srv := testenv.StartServer(t, devserver.Options{})
+	testenv.EmptyDataset(t, srv, "crash")
 	bin, _ := binaries(t)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	staging := filepath.Join(cacheDir, "staging")
@@ -148,13 +113,13 @@ func TestCrashWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer partial.Close()
-	if _, err := partial.Write(smallPNG(t, 1)[:20]); err != nil {
+	if _, err := partial.Write(testenv.PNG(t, 1)[:20]); err != nil {
 		t.Fatal(err)
 	}
 	srv.SetFaults(devserver.Faults{APILatency: 20 * time.Second})
 	closed := make(chan error, 2)
 	for _, name := range []string{"closed.png", "taken.png"} {
-		go func() { closed <- os.WriteFile(filepath.Join(images, name), smallPNG(t, len(name)), 0o644) }()
+		go func() { closed <- os.WriteFile(filepath.Join(images, name), testenv.PNG(t, len(name)), 0o644) }()
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for complete := 0; complete < 2; {
@@ -187,11 +152,8 @@ func TestCrashWhileWriting(t *testing.T) {
 		t.Fatalf("staging area holds %d files after the crash, want 3 (one partial, two closed)", n)
 	}
 	// Meanwhile, another client takes one of the names.
-	api, err := client.New(client.Options{BaseURL: srv.APIURL(), APIKey: srv.AdminKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := smallPNG(t, 999)
+	api := testenv.Client(t, srv, srv.AdminKey())
+	other := testenv.PNG(t, 999)
 	if _, err := api.UploadImage(context.Background(), "crash", "/", "taken.png", "image/png", other, 0, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +171,7 @@ func TestCrashWhileWriting(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	got, err := os.ReadFile(filepath.Join(images, "closed.png"))
-	if err != nil || !bytes.Equal(got, smallPNG(t, len("closed.png"))) {
+	if err != nil || !bytes.Equal(got, testenv.PNG(t, len("closed.png"))) {
 		t.Errorf("closed.png after the remount: %d bytes, %v; want what was written", len(got), err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(images, "taken.png")); !bytes.Equal(got, other) {
