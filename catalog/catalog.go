@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -254,7 +255,11 @@ func (c *Catalog) listDatasets(ctx context.Context) (map[string]*Dataset, error)
 			}
 		}
 		c.rootChanged.Store(false)
-		list, err := c.opts.API.AllDatasets(c.ctx)
+		var list []client.Dataset
+		err := retryServerErrors(c.ctx, func() (err error) {
+			list, err = c.opts.API.AllDatasets(c.ctx)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("list datasets: %w", err)
 		}
@@ -491,17 +496,22 @@ func (c *Catalog) listImages(ds *Dataset) (*snapshot, *client.Dataset, error) {
 	if s, meta, ok := c.sharedSnapshot(c.ctx, ds); ok {
 		return s, meta, nil
 	}
-	b := newSnapshotBuilder(c.opts.StatusFilter)
+	var b *snapshotBuilder
 	var shared []listedImage
-	meta, err := c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
-		b.add(page)
-		if c.opts.SharedCache != nil {
-			for _, img := range page {
-				shared = append(shared, listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
-					Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)})
+	var meta *client.Dataset
+	err := retryServerErrors(c.ctx, func() (err error) {
+		b, shared = newSnapshotBuilder(c.opts.StatusFilter), nil
+		meta, err = c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
+			b.add(page)
+			if c.opts.SharedCache != nil {
+				for _, img := range page {
+					shared = append(shared, listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
+						Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)})
+				}
 			}
-		}
-		return nil
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list images of dataset %s: %w", ds.id, err)
@@ -527,6 +537,24 @@ func (c *Catalog) Dir(ctx context.Context, ds *Dataset, dirKey string) (*Dir, er
 		return nil, fmt.Errorf("directory %q: %w", dirKey, client.ErrNotFound)
 	}
 	return d, nil
+}
+
+// listingRounds is how many rounds of the client's retries a listing gets
+// when the server keeps answering 5xx.
+const listingRounds = 3
+
+// retryServerErrors runs list again, up to listingRounds in all, while it
+// fails with a server error: the server answers, so a storm of 5xx passes,
+// and a listing is what every other access waits on. A server that does not
+// answer at all fails after the first round (the client retried it already).
+func retryServerErrors(ctx context.Context, list func() error) error {
+	var err error
+	for round := 0; round < listingRounds; round++ {
+		if err = list(); err == nil || !errors.Is(err, client.ErrServer) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
 
 func randomID() string {
