@@ -229,6 +229,20 @@ func (s *Server) deleteImageAt(w http.ResponseWriter, r *http.Request, p *princi
 	return nil
 }
 
+// checkBulk refuses a bulk request without a dataset, or with no images or
+// more than maxBulkUpload of them.
+func checkBulk(dataset string, images int) error {
+	switch {
+	case dataset == "":
+		return unprocessable("dataset is required")
+	case images == 0:
+		return unprocessable("images is required and must not be empty")
+	case images > maxBulkUpload:
+		return unprocessable("%d images: at most %d per request", images, maxBulkUpload)
+	}
+	return nil
+}
+
 // bulkUploadURLs answers POST /images/bulk-upload-url: at most 500 images
 // of one dataset, their links in request order. A bad item fails the whole
 // request, naming its index; duplicates of existing images are found at
@@ -245,13 +259,8 @@ func (s *Server) bulkUploadURLs(w http.ResponseWriter, r *http.Request, p *princ
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	switch {
-	case req.Dataset == "":
-		return unprocessable("dataset is required")
-	case len(req.Images) == 0:
-		return unprocessable("images is required and must not be empty")
-	case len(req.Images) > maxBulkUpload:
-		return unprocessable("%d images: at most %d per request", len(req.Images), maxBulkUpload)
+	if err := checkBulk(req.Dataset, len(req.Images)); err != nil {
+		return err
 	}
 	now := time.Now()
 	ttl := s.opts.URLTTL
@@ -297,13 +306,8 @@ func (s *Server) bulkRegister(w http.ResponseWriter, r *http.Request, p *princip
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	switch {
-	case req.Dataset == "":
-		return unprocessable("dataset is required")
-	case len(req.Images) == 0:
-		return unprocessable("images is required and must not be empty")
-	case len(req.Images) > maxBulkUpload:
-		return unprocessable("%d images: at most %d per request", len(req.Images), maxBulkUpload)
+	if err := checkBulk(req.Dataset, len(req.Images)); err != nil {
+		return err
 	}
 	if _, err := s.st.dataset(r.Context(), s.st.r, p.orgID, req.Dataset); err != nil {
 		return err
