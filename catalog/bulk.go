@@ -82,6 +82,10 @@ type exportSnapshot struct {
 	h       *blobcache.Handle
 	docs    map[string]docRef // image id → member
 	builtAt time.Time
+	// zipID names the ZIP file by its size and fill time, which stay the
+	// same for as long as the cache keeps it: the documents cut out of it
+	// are cached under it, so a remount finds them.
+	zipID string
 
 	mu      sync.Mutex // guards refs, retired
 	refs    int
@@ -260,8 +264,7 @@ func (c *Catalog) documentFromExport(ds *Dataset, im *Image) (doc Doc, ok bool, 
 	// Each document read from the snapshot is kept as a blob of its own,
 	// named after the snapshot it came from, so that later opens (the next
 	// epoch, a remount) are served from a cache file, through passthrough.
-	key := blobcache.KeyOf(c.opts.Namespace, "export-document", exportFormat, ds.id, im.id,
-		strconv.FormatInt(snap.builtAt.UnixNano(), 10))
+	key := blobcache.KeyOf(c.opts.Namespace, "export-document", exportFormat, ds.id, im.id, snap.zipID)
 	if h, ok := c.opts.Cache.Get(key, 0); ok {
 		c.stats.docsFromExport.Add(1)
 		return Doc{Handle: h}, true, nil
@@ -575,7 +578,7 @@ func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapsh
 		c.stats.exportsRejected.Add(1)
 		return nil, fmt.Errorf("export layout not recognised: no member matched an image (%d members unmatched)", unmatched)
 	}
-	s := &exportSnapshot{h: h, docs: docs, builtAt: builtAt}
+	s := &exportSnapshot{h: h, docs: docs, builtAt: builtAt, zipID: zipID(h)}
 	if verify {
 		if err := c.verifySnapshot(ctx, ds, listing, s, shapes); err != nil {
 			s.retire()
@@ -591,8 +594,13 @@ func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapsh
 	return s, nil
 }
 
+// zipID identifies the export ZIP h holds by its size and fill time.
+func zipID(h *blobcache.Handle) string {
+	return strconv.FormatInt(h.Size(), 10) + "-" + strconv.FormatInt(fileTime(h).UnixNano(), 10)
+}
+
 // verifiedKey names the marker that says this cache checked the export ZIP
-// h holds (identified by its size and fill time).
+// h holds (identified by its size and fill time, as zipID does).
 func (c *Catalog) verifiedKey(ds *Dataset, h *blobcache.Handle) blobcache.Key {
 	return blobcache.KeyOf(c.opts.Namespace, "export-checked", exportFormat, ds.id,
 		strconv.FormatInt(h.Size(), 10), strconv.FormatInt(fileTime(h).UnixNano(), 10))
@@ -600,7 +608,11 @@ func (c *Catalog) verifiedKey(ds *Dataset, h *blobcache.Handle) blobcache.Key {
 
 // markVerified records that the ZIP h holds was checked.
 func (c *Catalog) markVerified(ctx context.Context, ds *Dataset, h *blobcache.Handle) {
-	mark, err := c.opts.Cache.Fill(ctx, c.verifiedKey(ds, h), 1, func(_ context.Context, w io.Writer) error {
+	key := c.verifiedKey(ds, h)
+	if c.opts.Cache.Contains(key) {
+		return
+	}
+	mark, err := c.opts.Cache.Fill(ctx, key, 1, func(_ context.Context, w io.Writer) error {
 		_, err := w.Write([]byte{1})
 		return err
 	})
