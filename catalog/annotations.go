@@ -51,7 +51,7 @@ func (c *Catalog) KnownAnnotationSize(ds *Dataset, im *Image) (int64, bool) {
 	if ds.annotationCount(im) == 0 {
 		return emptyAnnotationDocSize(im.filename), true
 	}
-	if ref, ok := c.exportDoc(ds, im); ok {
+	if _, ref, ok := c.exportDoc(ds, im); ok {
 		return ref.size, true
 	}
 	if n := im.annSize.Load(); n > 0 {
@@ -150,7 +150,7 @@ func (c *Catalog) documentAhead(ds *Dataset, im *Image) {
 	if ds.annotationCount(im) == 0 || !ds.docsRead.Load() {
 		return
 	}
-	if _, ok := c.exportDoc(ds, im); ok || c.exportBuilding(ds) {
+	if _, _, ok := c.exportDoc(ds, im); ok || c.exportBuilding(ds) {
 		return
 	}
 	c.fetchDocumentsAhead(ds, []*Image{im})

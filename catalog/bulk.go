@@ -187,21 +187,19 @@ func (c *Catalog) startBulk(ds *Dataset) {
 	})
 }
 
-// exportDoc returns the member of im in the dataset's fresh snapshot.
-func (c *Catalog) exportDoc(ds *Dataset, im *Image) (docRef, bool) {
+// exportDoc returns the member of im in the dataset's fresh snapshot, and
+// that snapshot. A snapshot's docs never change once published; a document
+// edited through this mount is skipped here (documentEdited) instead.
+func (c *Catalog) exportDoc(ds *Dataset, im *Image) (*exportSnapshot, docRef, bool) {
 	b := &ds.bulk
 	b.mu.Lock()
 	snap := b.snap
-	var ref docRef
-	var ok bool
-	if snap != nil {
-		ref, ok = snap.docs[im.id] // under b.mu: forgetExportDocument deletes from it
-	}
 	b.mu.Unlock()
-	if !ok || !c.fresh(snap) || ds.documentEdited(im) {
-		return docRef{}, false
+	if snap == nil || !c.fresh(snap) || ds.documentEdited(im) {
+		return nil, docRef{}, false
 	}
-	return ref, true
+	ref, ok := snap.docs[im.id]
+	return snap, ref, ok
 }
 
 // exportBuilding reports whether a build runs that will give the dataset a
@@ -249,16 +247,8 @@ func (c *Catalog) waitForExport(ctx context.Context, ds *Dataset) bool {
 // documentFromExport reads im's document from the dataset's fresh snapshot.
 // ok is false when the snapshot does not cover im.
 func (c *Catalog) documentFromExport(ds *Dataset, im *Image) (doc Doc, ok bool, err error) {
-	b := &ds.bulk
-	b.mu.Lock()
-	snap := b.snap
-	var ref docRef
-	var found bool
-	if snap != nil {
-		ref, found = snap.docs[im.id] // under b.mu: forgetExportDocument deletes from it
-	}
-	b.mu.Unlock()
-	if !found || !c.fresh(snap) || ds.documentEdited(im) {
+	snap, ref, ok := c.exportDoc(ds, im)
+	if !ok {
 		return Doc{}, false, nil
 	}
 	// Each document read from the snapshot is kept as a blob of its own,
@@ -306,17 +296,6 @@ func (c *Catalog) dropSnapshot(ds *Dataset, snap *exportSnapshot) {
 	}
 }
 
-// forgetExportDocument stops serving im's document from the snapshot (it
-// was changed through this mount).
-func (c *Catalog) forgetExportDocument(ds *Dataset, im *Image) {
-	b := &ds.bulk
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.snap != nil {
-		delete(b.snap.docs, im.id)
-	}
-}
-
 // readMember returns the re-indented document of one ZIP member.
 func readMember(h *blobcache.Handle, ref docRef) ([]byte, error) {
 	var r io.Reader = io.NewSectionReader(h.File(), ref.off, ref.csize)
@@ -354,7 +333,7 @@ func (c *Catalog) buildSnapshot(ds *Dataset, seq int) (*exportSnapshot, error) {
 	if h, ok := c.opts.Cache.Get(key, c.opts.AnnotationTTL); ok {
 		// A ZIP this cache checked before needs no new check: a remount
 		// costs no request.
-		s, err := c.loadSnapshot(ctx, ds, snap, h, fileTime(h), !c.opts.Cache.Contains(c.verifiedKey(ds, h)))
+		s, err := c.loadSnapshot(ctx, ds, snap, h, fileTime(h), !c.opts.Cache.Contains(c.verifiedKey(ds, zipID(h))))
 		if err == nil {
 			c.log.Info("bulk annotations from the cache", "dataset", ds.Meta().Name, "documents", len(s.docs))
 			return s, nil
@@ -587,7 +566,7 @@ func (c *Catalog) loadSnapshot(ctx context.Context, ds *Dataset, listing *snapsh
 			return nil, err
 		}
 	}
-	c.markVerified(ctx, ds, h)
+	c.markVerified(ctx, ds, s.zipID)
 	c.stats.exportsCompleted.Add(1)
 	c.log.Info("bulk annotations ready", "dataset", ds.Meta().Name, "documents", len(docs),
 		"annotated_images", annotated, "unmatched_members", unmatched)
@@ -600,15 +579,14 @@ func zipID(h *blobcache.Handle) string {
 }
 
 // verifiedKey names the marker that says this cache checked the export ZIP
-// h holds (identified by its size and fill time, as zipID does).
-func (c *Catalog) verifiedKey(ds *Dataset, h *blobcache.Handle) blobcache.Key {
-	return blobcache.KeyOf(c.opts.Namespace, "export-checked", exportFormat, ds.id,
-		strconv.FormatInt(h.Size(), 10), strconv.FormatInt(fileTime(h).UnixNano(), 10))
+// whose zipID is id.
+func (c *Catalog) verifiedKey(ds *Dataset, id string) blobcache.Key {
+	return blobcache.KeyOf(c.opts.Namespace, "export-checked", exportFormat, ds.id, id)
 }
 
-// markVerified records that the ZIP h holds was checked.
-func (c *Catalog) markVerified(ctx context.Context, ds *Dataset, h *blobcache.Handle) {
-	key := c.verifiedKey(ds, h)
+// markVerified records that the export ZIP whose zipID is id was checked.
+func (c *Catalog) markVerified(ctx context.Context, ds *Dataset, id string) {
+	key := c.verifiedKey(ds, id)
 	if c.opts.Cache.Contains(key) {
 		return
 	}

@@ -310,9 +310,8 @@ func (c *Catalog) documentChanged(ds *Dataset, im *Image, count int) {
 	l.mu.Unlock()
 	c.opts.Cache.Remove(oldKey)
 	c.opts.Cache.Remove(c.baseAnnotationKey(ds, im))
-	// The export snapshot stops serving it (and any later snapshot: reads
-	// skip edited documents, documentEdited).
-	c.forgetExportDocument(ds, im)
+	// No export snapshot serves it again: reads skip edited documents
+	// (exportDoc), and edited never goes back to false.
 	// The cached export ZIP holds the old document: the next mount must
 	// not load it.
 	c.opts.Cache.Remove(c.exportKey(ds))

@@ -192,7 +192,7 @@ func (w *warmer) document(ctx context.Context, im *Image) {
 }
 
 func (w *warmer) fromSnapshot(im *Image) bool {
-	_, ok := w.c.exportDoc(w.ds, im)
+	_, _, ok := w.c.exportDoc(w.ds, im)
 	return ok
 }
 
