@@ -400,12 +400,17 @@ func (c *Catalog) RenameDataset(ctx context.Context, oldName, newName string) er
 type Dataset struct {
 	id string
 
-	mu sync.Mutex // guards meta, snap, urls, urlsAt
+	mu sync.Mutex // guards meta, snap, urls, urlsAt, covered, coveredAt
 	// meta is the Dataset object without images.
 	meta   client.Dataset
 	snap   *snapshot
 	urls   map[string]string // image id → signed URL, from the download listings
 	urlsAt time.Time
+	// covered is the set of image ids the download listings cover, as of
+	// coveredAt (from urls, or from the shared tier); never modified once
+	// stored, so readers use it without the lock.
+	covered   map[string]bool
+	coveredAt time.Time
 
 	loadSF singleflight.Group
 	urlSF  singleflight.Group
@@ -505,8 +510,7 @@ func (c *Catalog) listImages(ds *Dataset) (*snapshot, *client.Dataset, error) {
 			b.add(page)
 			if c.opts.SharedCache != nil {
 				for _, img := range page {
-					shared = append(shared, listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
-						Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)})
+					shared = append(shared, listedOf(img))
 				}
 			}
 			return nil

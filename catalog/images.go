@@ -58,29 +58,45 @@ func (c *Catalog) readaheadImages(ds *Dataset, d *Dir) {
 	}
 }
 
-// coverage returns which images the dataset's download listings cover: from
-// the signed URLs when they are loaded, else from the shared tier, else by
-// loading them.
+// coverage returns which images the dataset's download listings cover: the
+// set kept from an earlier call while it is fresh, else from the signed URLs
+// when they are loaded, else from the shared tier, else by loading them.
+// Callers must not modify the map.
 func (c *Catalog) coverage(ds *Dataset) (map[string]bool, error) {
 	ds.mu.Lock()
-	urls, fresh := ds.urls, time.Since(ds.urlsAt) < c.opts.URLMaxAge
+	covered, coveredAt := ds.covered, ds.coveredAt
+	urls, urlsAt := ds.urls, ds.urlsAt
 	ds.mu.Unlock()
-	if urls == nil || !fresh {
+	if covered != nil && time.Since(coveredAt) < c.opts.URLMaxAge && !coveredAt.Before(urlsAt) {
+		return covered, nil
+	}
+	if urls == nil || time.Since(urlsAt) >= c.opts.URLMaxAge {
 		if covered, ok := c.sharedCoverage(c.ctx, ds); ok {
+			c.keepCoverage(ds, covered, time.Now())
 			return covered, nil
 		}
 		if _, _, _, err := c.signedURL(c.ctx, ds, ""); err != nil {
 			return nil, err
 		}
 		ds.mu.Lock()
-		urls = ds.urls
+		urls, urlsAt = ds.urls, ds.urlsAt
 		ds.mu.Unlock()
 	}
-	covered := make(map[string]bool, len(urls))
+	covered = make(map[string]bool, len(urls))
 	for id := range urls {
 		covered[id] = true
 	}
+	c.keepCoverage(ds, covered, urlsAt)
 	return covered, nil
+}
+
+// keepCoverage stores covered as the dataset's coverage as of at.
+func (c *Catalog) keepCoverage(ds *Dataset, covered map[string]bool, at time.Time) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if at.After(ds.coveredAt) || ds.covered == nil {
+		ds.covered, ds.coveredAt = covered, at
+	}
 }
 
 // imageRequest is the prefetch request for an image's bytes.
@@ -191,13 +207,6 @@ func (c *Catalog) refreshURLs(ctx context.Context, ds *Dataset, staleAt time.Tim
 	return err
 }
 
-// imageStatuses are the contract's image statuses. A download listing stops
-// at 10000 items and has no offset, but each status_filter gives its own
-// 10000, so a larger dataset gets signed URLs for up to four times as many
-// images for three or four more requests, instead of one request per image
-// on the byte route.
-var imageStatuses = []string{"new", "annotate", "review", "complete"}
-
 // downloadURLs fetches the signed URLs of a dataset's images, keyed by id.
 func (c *Catalog) downloadURLs(ds *Dataset) (map[string]string, error) {
 	fetch := func(status string) (*client.DownloadListing, error) {
@@ -226,7 +235,12 @@ func (c *Catalog) downloadURLs(ds *Dataset) (map[string]string, error) {
 	add(listing)
 	truncated := listing.TotalItems > len(listing.Items) || len(listing.Items) >= listPageSize
 	if c.opts.StatusFilter == "" && truncated {
-		for _, status := range imageStatuses {
+		// A download listing stops at 10000 items and has no offset, but
+		// each status_filter gives its own 10000, so a larger dataset gets
+		// signed URLs for up to four times as many images for three or
+		// four more requests, instead of one request per image on the
+		// byte route.
+		for _, status := range Statuses {
 			part, err := fetch(status)
 			if err != nil {
 				c.log.Warn("download listing by status failed; images it would cover use the byte route", "status", status, "err", err)

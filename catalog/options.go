@@ -134,7 +134,7 @@ type BulkOptions struct {
 	LowBudget int
 }
 
-// Statuses are the values StatusFilter takes.
+// Statuses are the contract's image statuses: the values StatusFilter takes.
 var Statuses = []string{"new", "annotate", "review", "complete"}
 
 // Validate checks the values of o (not API, Cache and Prefetcher, which New

@@ -131,9 +131,14 @@ type pendingImage struct {
 // add files one listing page.
 func (b *snapshotBuilder) add(page []client.Image) {
 	for _, img := range page {
-		b.addImage(listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
-			Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)})
+		b.addImage(listedOf(img))
 	}
+}
+
+// listedOf is what the catalog keeps of a listed image.
+func listedOf(img client.Image) listedImage {
+	return listedImage{ID: img.ID, Filename: img.Filename, Dir: img.DirectoryPath, Status: img.Status,
+		Size: img.FileSize, Created: img.CreatedAt.UnixNano(), Annotations: int32(img.AnnotationCount)}
 }
 
 // listedImage is what the catalog keeps of a listed image before the status
