@@ -89,9 +89,8 @@ func (r *results) sharedTable() *table {
 		"storage GETs = the devserver's count, mount to exit; the export ZIP (bulk annotations) is a storage GET of its own; " +
 			"API requests = the proxy's count, mount to exit, by kind",
 		"Redis during the mount = INFO keyspace hits and misses and bytes sent while it ran; keys, memory and evictions after it. " +
-			"Hits and misses count every key Redis looked up: blob and snapshot reads, but also a fetch lease's release (a hit) and " +
-			"a publish's check that the key is absent (a miss), so the node that fetches upstream shows about one hit and two misses per image; " +
-			"bytes sent is what the tier served",
+			"Hits and misses count every key Redis looked up: blob and snapshot reads, but also a fetch lease's release (a hit), " +
+			"so the node that fetches upstream shows hits as well as misses; bytes sent is what the tier served",
 	}
 	if s.SmallFlags != "" {
 		t.notes = append(t.notes, fmt.Sprintf("faults: Redis killed with SIGKILL once it has served half the images to a mount "+

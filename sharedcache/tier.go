@@ -353,19 +353,13 @@ func (t *Tier) write(j job) {
 	t.answered(start)
 }
 
-// writeBlob sends a blob only if the tier lacks it: when several nodes read
-// the same image, the first one's copy serves the others.
+// writeBlob stores a blob only if the tier lacks it (SET NX): when several
+// nodes read the same image, the first one's copy serves the others. A
+// publish follows a miss under the fetch lease, so the key is almost always
+// absent and no separate check is worth its round trip.
 func (t *Tier) writeBlob(ctx context.Context, j job) error {
-	n, err := t.rdb.Exists(ctx, j.key).Result()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		t.stats.present.Add(1)
-		return nil
-	}
 	v := encode(j.key, kindBlob, j.payload, time.Time{})
-	err = t.rdb.SetArgs(ctx, j.key, v, redis.SetArgs{Mode: "NX", TTL: j.ttl}).Err()
+	err := t.rdb.SetArgs(ctx, j.key, v, redis.SetArgs{Mode: "NX", TTL: j.ttl}).Err()
 	switch {
 	case errors.Is(err, redis.Nil):
 		t.stats.present.Add(1)
