@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -80,11 +81,8 @@ func TestDedupeNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := dedupeNames(tt.claims, tt.reserved)
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("name %d: got %q, want %q", i, got[i], tt.want[i])
-				}
+			if got := dedupeNames(tt.claims, tt.reserved); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -100,7 +98,13 @@ func TestDedupeNamesIsOrderIndependent(t *testing.T) {
 		}
 		return m
 	}
+	if len(a) != 3 || len(b) != 3 {
+		t.Fatalf("got %q and %q, want three names each", a, b)
+	}
 	ma, mb := byID(a, []string{"2", "1", "3"}), byID(b, []string{"3", "1", "2"})
+	if len(ma) != 3 || ma["1"] == ma["2"] || ma["2"] == ma["3"] || ma["1"] == ma["3"] {
+		t.Errorf("got %q, want three different names", a)
+	}
 	for id, n := range ma {
 		if mb[id] != n {
 			t.Errorf("id %s: got %q in one order and %q in another, want the same", id, n, mb[id])

@@ -27,8 +27,9 @@ func sharedMount(t *testing.T, srv *devserver.Server, redisURL string) (*testenv
 	if err != nil {
 		t.Fatalf("sharedcache.New: %v", err)
 	}
-	tm := mount(t, srv, testenv.Options{Catalog: func(o *catalog.Options) { o.SharedCache = tier }})
+	// Registered before the mount's cleanup, so it runs after the unmount.
 	t.Cleanup(func() { tier.Close() })
+	tm := mount(t, srv, testenv.Options{Catalog: func(o *catalog.Options) { o.SharedCache = tier }})
 	return tm, tier
 }
 
@@ -102,16 +103,22 @@ func TestSharedTierFaultsNeverFailARead(t *testing.T) {
 	t.Run("killed mid-read", func(t *testing.T) {
 		rs := redistest.Start(t)
 		srv := serverFrom(t, tmpl, devserver.Options{StorageLatency: 5 * time.Millisecond})
-		tm, _ := sharedMount(t, srv, rs.URL())
+		tm, tier := sharedMount(t, srv, rs.URL())
 		root := filepath.Join(tm.Dir, synthName)
 		rels := testenv.ListTree(t, root, tmpl.want)
 		done := make(chan *tally)
 		go func() { done <- readFiles(t, root, rels, tmpl.want, 8, 0) }()
-		testkit.WaitFor(t, "the first hundred reads", time.Minute, func() bool { return srv.Stats().StorageGets > 100 })
+		testkit.WaitFor(t, "the first hundred reads, published to the tier", time.Minute, func() bool {
+			return srv.Stats().StorageGets > 100 && tier.Stats().Publishes > 0
+		})
 		rs.Kill()
 		tl := <-done
 		if tl.failed != 0 {
 			t.Errorf("reads with Redis killed midway: %s", tl)
+		}
+		// The reads after the kill found the tier gone, and went upstream.
+		if st := tier.Stats(); st.Up && st.Errors == 0 && st.Skipped == 0 {
+			t.Errorf("tier after the kill: got %+v, want it down, or errors or skipped calls", st)
 		}
 	})
 
@@ -121,9 +128,17 @@ func TestSharedTierFaultsNeverFailARead(t *testing.T) {
 		for i := range 2 {
 			tm, tier := sharedMount(t, srv, rs.URL())
 			tl := readTree(t, filepath.Join(tm.Dir, synthName), tmpl.want, 8)
-			tier.Flush(context.Background())
+			if err := tier.Flush(context.Background()); err != nil {
+				t.Errorf("mount %d: Flush: %v", i+1, err)
+			}
 			if tl.failed != 0 || tl.files != len(tmpl.want) {
 				t.Errorf("mount %d over a 2 MB Redis: %s", i+1, tl)
+			}
+			// The tier was used, not bypassed: values went in, and none
+			// came back wrong (writes Redis refuses for want of memory
+			// count as errors, and are allowed).
+			if st := tier.Stats(); st.Publishes == 0 || st.Corrupt != 0 {
+				t.Errorf("mount %d: tier stats %+v, want publishes and no corrupt value", i+1, st)
 			}
 			tm.Unmount()
 		}
