@@ -82,6 +82,7 @@ func TestExpandPath(t *testing.T) {
 		{"~", home, ""},
 		{"~/cache", filepath.Join(home, "cache"), ""},
 		{"rel/dir", filepath.Join(wd, "rel/dir"), ""},
+		{"./a/../b", filepath.Join(wd, "b"), ""},
 		{"/abs/../abs2", "/abs2", ""},
 		{"~no-such-user-xyz/c", "", "~no-such-user-xyz/c: cannot expand ~no-such-user-xyz: no such user"},
 		{" ", "", "is empty"},

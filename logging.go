@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -105,10 +107,11 @@ func (r *redactor) replaceAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// unwrapPathError drops the *os.PathError wrapper of err, whose message
-// repeats the path that the caller names already.
+// unwrapPathError is the reason of a path error without the path, which the
+// caller's message names already.
 func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
