@@ -95,6 +95,7 @@ func TestServePathErrors(t *testing.T) {
 		{"unknown user's home", []string{"--data", "~no-such-user-xyz/x"}, []string{"--data ~no-such-user-xyz/x", "no such user"}},
 		{"empty data", []string{"--data", " "}, []string{"--data", "is empty"}},
 		{"negative export delay", []string{"--data", "sv", "--export-delay", "-1s"}, []string{"--export-delay"}},
+		{"bad log level", []string{"--data", "sv", "--log-level", "loud"}, []string{`--log-level "loud"`, "want debug, info, warn or error"}},
 		{"export fail rate", []string{"--data", "sv", "--export-fail-rate", "2"}, []string{"--export-fail-rate 2"}},
 	}
 	for _, tt := range tests {

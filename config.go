@@ -267,7 +267,8 @@ func (c *mountConfig) check() error {
 	return nil
 }
 
-// check validates the log flags and expands the log file's path.
+// check validates the log flags and expands the log file's path; it is
+// the one check of the level and format (openLogger trusts its result).
 func (l *logConfig) check() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
