@@ -154,7 +154,6 @@ type mountDaemon struct {
 	tier     *sharedcache.Tier // nil without --shared-cache
 	cat      *catalog.Catalog
 	m        *fs.Mounted
-	warmer   warmEngine
 	started  time.Time
 	services []func() // stops the control socket and the HTTP listeners
 }
@@ -261,7 +260,6 @@ func openCatalog(ctx context.Context, s mountSetup) (_ *mountDaemon, err error) 
 	if err != nil {
 		return nil, err
 	}
-	d.warmer = catalogWarmer{cat: d.cat}
 	return d, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,14 +69,14 @@ func parseImports(specs []string) ([]serveImport, error) {
 		if strings.ContainsAny(name, "/\x00") {
 			return nil, fmt.Errorf("--import %q: a dataset name must not contain '/'", spec)
 		}
-		abs, err := servePath(dir)
+		abs, err := expandPath(dir)
 		if err != nil {
 			return nil, fmt.Errorf("--import %s: %w", spec, err)
 		}
 		st, err := os.Stat(abs)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("--import %s: %s: %w", spec, abs, pathReason(err))
+			return nil, fmt.Errorf("--import %s: %s: %w", spec, abs, unwrapPathError(err))
 		case !st.IsDir():
 			return nil, fmt.Errorf("--import %s: %s: not a directory", spec, abs)
 		}
@@ -242,34 +241,11 @@ Ctrl-C stops the server; its state stays in the data directory.
 `, srv.APIURL(), srv.StorageURL(), srv.DefaultOrg(), srv.AdminKey(), srv.MemberKey(), srv.KeyFile())
 }
 
-// servePath makes a path flag's value absolute: "~" and "~/…" are the
-// user's home directory (no shell expands them in an env var or a quoted
-// value), a relative path is taken from the working directory.
-func servePath(p string) (string, error) {
-	if p == "" {
-		return "", errors.New("empty path")
-	}
-	if p == "~" || strings.HasPrefix(p, "~/") {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("%s: cannot expand ~: %w", p, err)
-		}
-		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
-	} else if strings.HasPrefix(p, "~") {
-		return "", fmt.Errorf("%s: only ~ and ~/ are expanded (write the full path of another user's home)", p)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", p, err)
-	}
-	return abs, nil
-}
-
 // serveDataDir resolves --data and makes sure it is a directory the server
 // can write, creating it (0700) if needed; an error names the path and the
 // reason in one line.
 func serveDataDir(p string) (string, error) {
-	abs, err := servePath(p)
+	abs, err := expandPath(p)
 	if err != nil {
 		return "", fmt.Errorf("--data %w", err)
 	}
@@ -281,23 +257,13 @@ func serveDataDir(p string) (string, error) {
 		return "", fmt.Errorf("--data %s: not a directory", name)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return "", fmt.Errorf("--data %s: cannot create the data directory: %w", name, pathReason(err))
+		return "", fmt.Errorf("--data %s: cannot create the data directory: %w", name, unwrapPathError(err))
 	}
 	probe, err := os.CreateTemp(abs, ".write-check-*")
 	if err != nil {
-		return "", fmt.Errorf("--data %s: cannot write in the data directory: %w", name, pathReason(err))
+		return "", fmt.Errorf("--data %s: cannot write in the data directory: %w", name, unwrapPathError(err))
 	}
 	probe.Close()
 	os.Remove(probe.Name())
 	return abs, nil
-}
-
-// pathReason is the reason of a path error without the path (the message
-// names it already).
-func pathReason(err error) error {
-	var pe *iofs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

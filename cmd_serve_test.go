@@ -11,30 +11,6 @@ import (
 	"github.com/pictofs/pictofs/internal/testenv/testkit"
 )
 
-func TestServePath(t *testing.T) {
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	wd := t.TempDir()
-	t.Chdir(wd)
-	tests := []struct {
-		in, want, wantErr string
-	}{
-		{"sv", filepath.Join(wd, "sv"), ""},
-		{"./a/../b", filepath.Join(wd, "b"), ""},
-		{"/abs/olute", "/abs/olute", ""},
-		{"~", home, ""},
-		{"~/state/x", filepath.Join(home, "state", "x"), ""},
-		{"~bob/x", "", "only ~ and ~/ are expanded"},
-		{"", "", "empty path"},
-	}
-	for _, tt := range tests {
-		got, err := servePath(tt.in)
-		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
-			t.Errorf("servePath(%q): got %q, %v; want %q, %q", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 // runServe runs `pictofs serve args…` until the data directory holds its
 // key file (the server is made) and the server printed its addresses, then
 // stops it; it returns the error and what it printed.
@@ -116,8 +92,10 @@ func TestServePathErrors(t *testing.T) {
 		{"data is a file", []string{"--data", "file"}, []string{"--data file", "not a directory"}},
 		{"missing import", []string{"--data", "sv", "--import", "x=nope"}, []string{"--import x=nope", filepath.Join(wd, "nope"), "no such file or directory"}},
 		{"import of a file", []string{"--data", "sv", "--import", "x=file"}, []string{"--import x=file", "not a directory"}},
-		{"another user's home", []string{"--data", "~root/x"}, []string{"--data ~root/x", "only ~ and ~/"}},
+		{"unknown user's home", []string{"--data", "~no-such-user-xyz/x"}, []string{"--data ~no-such-user-xyz/x", "no such user"}},
+		{"empty data", []string{"--data", " "}, []string{"--data", "is empty"}},
 		{"negative export delay", []string{"--data", "sv", "--export-delay", "-1s"}, []string{"--export-delay"}},
+		{"bad log level", []string{"--data", "sv", "--log-level", "loud"}, []string{`--log-level "loud"`, "want debug, info, warn or error"}},
 		{"export fail rate", []string{"--data", "sv", "--export-fail-rate", "2"}, []string{"--export-fail-rate 2"}},
 	}
 	for _, tt := range tests {

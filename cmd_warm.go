@@ -218,7 +218,7 @@ func warmOffline(ctx context.Context, cfg mountConfig, dataset, subdir string, o
 	defer d.close()
 	name := filepath.Join(dataset, subdir)
 	out.start(name)
-	res, err := d.warmer.Warm(ctx, dataset, subdir, warmOptions{MaxBytes: d.cache.MaxBytes()}, out.progress)
+	res, err := warmCatalog(ctx, d.cat, dataset, subdir, out.progress)
 	switch {
 	case ctx.Err() != nil:
 		out.interrupted()

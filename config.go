@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pictofs/pictofs/blobcache"
 	"github.com/pictofs/pictofs/catalog"
 	"github.com/pictofs/pictofs/client"
 	"github.com/pictofs/pictofs/internal/units"
@@ -104,7 +105,7 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.StringFlag{Name: "cache-dir", DefaultText: "<user cache dir>/pictofs", Usage: "disk cache directory (relative paths and ~ are fine)", EnvVars: []string{"PICTOFS_CACHE_DIR"}},
 		&cli.StringFlag{Name: "cache-size", Value: defaultCacheSize, Usage: "disk cache cap (e.g. 500MiB, 20GiB)", EnvVars: []string{"PICTOFS_CACHE_SIZE"}},
 		&cli.Float64Flag{Name: "cache-min-free", Value: 0.05, Usage: "share of the cache's filesystem always left free, in [0, 1)", EnvVars: []string{"PICTOFS_CACHE_MIN_FREE"}},
-		&cli.IntFlag{Name: "prefetch-workers", Value: 64, Usage: "parallel downloads for directory readahead, 1 to 1024 (small files are latency-bound: many in flight pay off)", EnvVars: []string{"PICTOFS_PREFETCH_WORKERS"}},
+		&cli.IntFlag{Name: "prefetch-workers", Value: 64, Usage: fmt.Sprintf("parallel downloads for directory readahead, 1 to %d (small files are latency-bound: many in flight pay off)", prefetch.MaxWorkers), EnvVars: []string{"PICTOFS_PREFETCH_WORKERS"}},
 		&cli.StringFlag{Name: "status", Usage: "show only images with this status (new, annotate, review, complete)", EnvVars: []string{"PICTOFS_STATUS"}},
 		&cli.DurationFlag{Name: "list-ttl", Value: 5 * time.Minute, Usage: "how long dataset and image listings are trusted", EnvVars: []string{"PICTOFS_LIST_TTL"}},
 		&cli.DurationFlag{Name: "annotation-ttl", Value: 10 * time.Minute, Usage: "how long an annotation document, or a dataset's bulk export of them, is served before it is fetched again", EnvVars: []string{"PICTOFS_ANNOTATION_TTL"}},
@@ -230,6 +231,7 @@ func (c *mountConfig) check() error {
 		flags string
 		err   error
 	}{
+		{"--cache-min-free", blobcache.Options{MinFreeRatio: c.CacheMinFree}.Validate()},
 		{"--prefetch-workers", prefetch.Options{Workers: c.PrefetchWorkers}.Validate()},
 		{"--requests-per-hour", client.Options{RequestsPerHour: c.API.RequestsPerHour}.Validate()},
 		{"--status", catalog.Options{StatusFilter: c.StatusFilter}.Validate()},
@@ -247,9 +249,11 @@ func (c *mountConfig) check() error {
 		bad  bool
 		what string
 	}{
-		{c.PrefetchWorkers == 0, "--prefetch-workers 0: want 1 to 1024"},
+		{c.PrefetchWorkers == 0, fmt.Sprintf("--prefetch-workers 0: want 1 to %d", prefetch.MaxWorkers)},
 		{c.ExportWait < 0, fmt.Sprintf("--export-wait %v: must not be negative (0: no wait)", c.ExportWait)},
-		{c.CacheMinFree < 0 || c.CacheMinFree >= 1, fmt.Sprintf("--cache-min-free %v: want a share in [0, 1)", c.CacheMinFree)},
+		// blobcache reads a negative share as "keep nothing free"; the flag
+		// does not offer that.
+		{c.CacheMinFree < 0, fmt.Sprintf("--cache-min-free %v: want a share in [0, 1)", c.CacheMinFree)},
 		{c.UID < -1, fmt.Sprintf("--uid %d: want a user id (or -1 for the mounting user)", c.UID)},
 		{c.GID < -1, fmt.Sprintf("--gid %d: want a group id (or -1 for the mounting user's group)", c.GID)},
 		{c.ShutdownGrace < 0, fmt.Sprintf("--shutdown-grace %v: must not be negative", c.ShutdownGrace)},
@@ -263,7 +267,8 @@ func (c *mountConfig) check() error {
 	return nil
 }
 
-// check validates the log flags and expands the log file's path.
+// check validates the log flags and expands the log file's path; it is
+// the one check of the level and format (openLogger trusts its result).
 func (l *logConfig) check() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(l.Level)); err != nil {

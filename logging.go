@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -18,21 +20,25 @@ const (
 	logKeyErr        = "err"
 )
 
-// newLogger is a text logger at level on stderr (for pictofs serve).
+// newLogger is a text logger at level on stderr (for pictofs serve); level
+// is checked as --log-level is for the other commands.
 func newLogger(level string) (*slog.Logger, error) {
-	l, _, err := openLogger(logConfig{Level: level, Format: "text"}, nil)
+	cfg := logConfig{Level: level, Format: "text"}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	l, _, err := openLogger(cfg, nil)
 	return l, err
 }
 
-// openLogger builds the logger that a command's config asks for. Every string
-// and error it writes passes through a redactor, so a secret registered with
-// it (the API key) never reaches the log whatever a caller passes in. close
-// releases the log file, if any.
+// openLogger builds the logger that a command's config asks for; cfg must
+// have passed logConfig.check, which owns the level and format checks. Every
+// string and error it writes passes through a redactor, so a secret
+// registered with it (the API key) never reaches the log whatever a caller
+// passes in. close releases the log file, if any.
 func openLogger(cfg logConfig, red *redactor) (logger *slog.Logger, close func(), err error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
-		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.Level)
-	}
+	_ = level.UnmarshalText([]byte(cfg.Level)) // checked: cannot fail
 	var w io.Writer = os.Stderr
 	close = func() {}
 	if cfg.File != "" {
@@ -43,15 +49,9 @@ func openLogger(cfg logConfig, red *redactor) (logger *slog.Logger, close func()
 		w, close = f, func() { f.Close() }
 	}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: red.replaceAttr}
-	var h slog.Handler
-	switch cfg.Format {
-	case "json":
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)
-	case "text", "":
-		h = slog.NewTextHandler(w, opts)
-	default:
-		close()
-		return nil, nil, fmt.Errorf("--log-format %q: want text or json", cfg.Format)
 	}
 	return slog.New(h), close, nil
 }
@@ -105,10 +105,11 @@ func (r *redactor) replaceAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// unwrapPathError drops the *os.PathError wrapper of err, whose message
-// repeats the path that the caller names already.
+// unwrapPathError is the reason of a path error without the path, which the
+// caller's message names already.
 func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -51,14 +50,9 @@ func main() {
 			return
 		}
 	}
+	// An Action's cli.Exit never comes back here: urfave/cli prints it and
+	// exits with its code (HandleExitCoder) before Run returns.
 	if err := app.Run(args); err != nil {
-		var exit cli.ExitCoder
-		if errors.As(err, &exit) {
-			if msg := exit.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, msg)
-			}
-			os.Exit(exit.ExitCode())
-		}
 		fmt.Fprintln(os.Stderr, "pictofs:", err)
 		os.Exit(1)
 	}

@@ -156,7 +156,7 @@ func (d *mountDaemon) handleWarm(w http.ResponseWriter, r *http.Request) {
 		send(control.WarmLine{Progress: &p})
 	}
 	d.log.Info("warm started", "dataset", req.Dataset, "subdir", req.Subdir)
-	res, err := d.warmer.Warm(r.Context(), req.Dataset, req.Subdir, warmOptions{MaxBytes: d.cache.MaxBytes()}, progress)
+	res, err := warmCatalog(r.Context(), d.cat, req.Dataset, req.Subdir, progress)
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {

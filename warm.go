@@ -12,42 +12,24 @@ import (
 	"github.com/pictofs/pictofs/internal/control"
 )
 
-// warmEngine fills the cache with the images and annotation documents of a
-// dataset, or of one folder of it, reporting progress as it goes.
-//
-// catalogWarmer implements it over catalog.(*Catalog).Warm. What main
-// relies on:
+// errWarmTooBig is wrapped by a warm refused because it cannot fit.
+var errWarmTooBig = errors.New("does not fit the cache")
+
+// warmCatalog fills the cache with the images and annotation documents of a
+// dataset, or of one folder of it, through catalog.(*Catalog).Warm, reported
+// in the control protocol's terms. What its callers rely on:
 //   - subdir is a folder under images/ in entry names ("" = the whole
 //     dataset); its documents under annotations/ are warmed with it;
 //   - the totals come first, from the listing, before anything is fetched:
-//     progress is called once with Files == 0 and the totals, and with
-//     opts.MaxBytes > 0 a total above it fails with an error wrapping
+//     progress is called once with Files == 0 and the totals, and a total
+//     above the cache's capacity (--cache-size) fails with an error wrapping
 //     errWarmTooBig before any fetch;
 //   - progress is called from one goroutine at a time;
 //   - a failed file counts in Failed and does not stop the warm; ctx ending
 //     stops it and returns ctx's error;
 //   - the result's FailedPaths lists some failures, for the summary.
-type warmEngine interface {
-	Warm(ctx context.Context, dataset, subdir string, opts warmOptions, progress func(control.WarmProgress)) (control.WarmResult, error)
-}
-
-// warmOptions tune a warm.
-type warmOptions struct {
-	// MaxBytes > 0 refuses a warm whose total is larger, before it starts.
-	MaxBytes int64
-}
-
-// errWarmTooBig is wrapped by a warm refused because it cannot fit.
-var errWarmTooBig = errors.New("does not fit the cache")
-
-// catalogWarmer is the warmEngine of a mount, or of a catalog without one:
-// catalog.(*Catalog).Warm, reported in the control protocol's terms.
-type catalogWarmer struct {
-	cat *catalog.Catalog
-}
-
-func (w catalogWarmer) Warm(ctx context.Context, dataset, subdir string, opts warmOptions, progress func(control.WarmProgress)) (control.WarmResult, error) {
-	res, err := w.cat.Warm(ctx, dataset, subdir, catalog.WarmOptions{}, func(p catalog.WarmProgress) {
+func warmCatalog(ctx context.Context, cat *catalog.Catalog, dataset, subdir string, progress func(control.WarmProgress)) (control.WarmResult, error) {
+	res, err := cat.Warm(ctx, dataset, subdir, catalog.WarmOptions{}, func(p catalog.WarmProgress) {
 		progress(controlProgress(p))
 	})
 	out := control.WarmResult{WarmProgress: controlProgress(res.WarmProgress)}
@@ -56,7 +38,7 @@ func (w catalogWarmer) Warm(ctx context.Context, dataset, subdir string, opts wa
 	}
 	if errors.Is(err, catalog.ErrWontFit) {
 		return out, fmt.Errorf("%s needs %s but the cache holds at most %s (--cache-size): %w",
-			filepath.Join(dataset, subdir), humanize.IBytes(uint64(res.TotalBytes)), humanize.IBytes(uint64(w.cat.Options().Cache.MaxBytes())), errWarmTooBig)
+			filepath.Join(dataset, subdir), humanize.IBytes(uint64(res.TotalBytes)), humanize.IBytes(uint64(cat.Options().Cache.MaxBytes())), errWarmTooBig)
 	}
 	return out, err
 }
