@@ -13,17 +13,7 @@ import (
 // storage (a transport that counts body bytes).
 func observeClient(opts *client.Options, met *metrics.Metrics) {
 	opts.OnRequest = func(ev client.RequestEvent) { met.ObserveRequest(metrics.RequestEvent(ev)) }
-	opts.StorageClient = &http.Client{Transport: &countingTransport{base: storageTransport(), met: met}}
-}
-
-// storageTransport is the client's own default storage transport: many
-// idle connections per host, no compression.
-func storageTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 256
-	t.DisableCompression = true
-	return t
+	opts.StorageClient = &http.Client{Transport: &countingTransport{base: client.NewStorageTransport(), met: met}}
 }
 
 // countingTransport counts the body bytes of storage answers.

@@ -170,10 +170,15 @@ func New(opts Options) (*Client, error) {
 	c.api = c.keySafe(opts.HTTPClient)
 	c.storage = opts.StorageClient
 	if c.storage == nil {
-		c.storage = &http.Client{Transport: newTransport(256, true)}
+		c.storage = &http.Client{Transport: NewStorageTransport()}
 	}
 	return c, nil
 }
+
+// NewStorageTransport is the transport of the default Options.StorageClient
+// (many idle connections per host, no compression), for a caller that wraps
+// it in its own StorageClient.
+func NewStorageTransport() *http.Transport { return newTransport(256, true) }
 
 func newTransport(perHost int, noCompression bool) *http.Transport {
 	t, ok := http.DefaultTransport.(*http.Transport)
