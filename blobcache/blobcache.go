@@ -152,9 +152,11 @@ type Cache struct {
 	unlinking map[string]int              // paths of evicted entries not yet unlinked; never adopted
 	closed    bool
 	stats     Stats // counters only; Bytes, Reserved, Count and Pinned are filled in by Stats
-	// onEvict is replaced, never changed in place, so that a copy taken
-	// under mu can be called after mu is released.
-	onEvict []*evictFunc
+
+	// onEvict is the OnEvict functions: stored under mu (so registrations
+	// do not race), read without it; the slice is replaced, never changed
+	// in place.
+	onEvict atomic.Pointer[[]*evictFunc]
 }
 
 // evictFunc is one function registered with OnEvict.
@@ -540,24 +542,35 @@ func (c *Cache) unlink(victims []*entry) {
 func (c *Cache) OnEvict(fn func(key Key, size int64)) (stop func()) {
 	f := &evictFunc{fn: fn}
 	c.mu.Lock()
-	c.onEvict = append(slices.Clip(c.onEvict), f)
+	fns := append(c.evictFuncs(), f)
+	c.onEvict.Store(&fns)
 	c.mu.Unlock()
 	return sync.OnceFunc(func() {
 		f.stopped.Store(true)
 		c.mu.Lock()
-		c.onEvict = slices.DeleteFunc(slices.Clone(c.onEvict), func(g *evictFunc) bool { return g == f })
+		fns := slices.DeleteFunc(c.evictFuncs(), func(g *evictFunc) bool { return g == f })
+		c.onEvict.Store(&fns)
 		c.mu.Unlock()
 	})
+}
+
+// evictFuncs is a copy of the registered OnEvict functions.
+func (c *Cache) evictFuncs() []*evictFunc {
+	if p := c.onEvict.Load(); p != nil {
+		return slices.Clone(*p)
+	}
+	return nil
 }
 
 // reportEvicted calls the OnEvict functions for entries that left the
 // index. mu must not be held.
 func (c *Cache) reportEvicted(gone ...*entry) {
-	c.mu.Lock()
-	fns := c.onEvict
-	c.mu.Unlock()
+	p := c.onEvict.Load()
+	if p == nil {
+		return
+	}
 	for _, e := range gone {
-		for _, f := range fns {
+		for _, f := range *p {
 			if !f.stopped.Load() {
 				f.fn(e.key, e.size)
 			}
