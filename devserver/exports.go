@@ -147,12 +147,8 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, p *princip
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req createExportRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	e, err := s.newExport(r.Context(), p.orgID, req)
@@ -362,12 +358,8 @@ func (s *Server) bulkDeleteExports(w http.ResponseWriter, r *http.Request, p *pr
 	if err := p.need("admin"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req bulkDeleteRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	switch {
