@@ -396,13 +396,11 @@ func (s *Server) bulkDeleteExports(w http.ResponseWriter, r *http.Request, p *pr
 
 // ---- builds ----
 
-// exportDelay is the build time in force.
+// exportDelay is the build time in force. The faults' ExportDelay is never
+// 0: New stores Options.ExportDelay, which withDefaults made non-zero, and
+// SetFaults replaces 0 with it; a negative value means none.
 func (s *Server) exportDelay() time.Duration {
-	d := s.faults.Load().ExportDelay
-	if d == 0 {
-		d = s.opts.ExportDelay
-	}
-	return max(d, 0)
+	return max(s.faults.Load().ExportDelay, 0)
 }
 
 // startBuild runs the build of export id in the background; Close stops
