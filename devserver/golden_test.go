@@ -226,14 +226,24 @@ func waitExport(t *testing.T, a *api, id string) exportObject {
 	}
 }
 
-// zipMember downloads the ZIP behind a signed link and returns a member.
-func zipMember(t *testing.T, link, name string) []byte {
+// zipMember downloads the ZIP behind a signed link and returns the
+// download's HTTP status and the bytes of member name; when it is not 200
+// it returns the answer's body instead, for the caller's status check.
+func zipMember(t *testing.T, link, name string) (int, []byte) {
 	t.Helper()
-	b, ok := testkit.ZipMembers(t, openZip(t, link))[name]
+	r := get(t, link)
+	if r.status != http.StatusOK {
+		return r.status, r.body
+	}
+	zr, err := zip.NewReader(bytes.NewReader(r.body), int64(len(r.body)))
+	if err != nil {
+		t.Fatalf("export is not a ZIP: %v", err)
+	}
+	b, ok := testkit.ZipMembers(t, zr)[name]
 	if !ok {
 		t.Fatalf("no member %s in the export", name)
 	}
-	return b
+	return r.status, b
 }
 
 func openZip(t *testing.T, link string) *zip.Reader {
@@ -373,10 +383,10 @@ func goldenCases() []goldenCase {
 			return send(env, http.MethodPost, "/exports/bulk-delete", g, golden.Export, env.completed)
 		}},
 		{"exports.pictograph-member", shared, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
-			return http.StatusOK, zipMember(t, env.link(t, env.completed), "annotations/val/0001.jpg.json")
+			return zipMember(t, env.link(t, env.completed), "annotations/val/0001.jpg.json")
 		}},
 		{"exports.coco", shared, func(t *testing.T, env *goldenEnv, g golden.Doc) (int, []byte) {
-			return http.StatusOK, zipMember(t, env.link(t, env.co), "annotations.json")
+			return zipMember(t, env.link(t, env.co), "annotations.json")
 		}},
 	}
 }
