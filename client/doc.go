@@ -15,7 +15,8 @@
 // It must not know about FUSE, inodes, caches, prefetching or the devserver:
 // it speaks only the documented contract, and tolerates every answer the
 // contract leaves open, so that it works against the real service unchanged.
-// Its wire types are pinned to the golden documents in testdata/golden,
-// which the devserver's tests hold too: the two agree only through them.
+// Its wire types are pinned to the golden documents in
+// internal/testenv/golden/docs, which the devserver's tests read too: the
+// two agree only through them.
 // It imports only the standard library, BurntSushi/toml and golang.org/x/sync.
 package client

@@ -16,10 +16,10 @@ import (
 	"github.com/pictofs/pictofs/internal/testenv/golden"
 )
 
-// The golden documents in testdata/golden are written from the contract
-// (docs/pictograph-api.md), one per route: its request body, its status and
-// its response. The devserver's tests hold the same files and check its
-// answers against them; these tests check the client against them, so
+// The golden documents in internal/testenv/golden/docs are written from
+// the contract (docs/pictograph-api.md), one per route: its request body,
+// its status and its response. The devserver's tests read the same files
+// and check its answers against them; these tests check the client against them, so
 // that a wrong JSON tag on either side fails a test of that side.
 
 // goldenCall is one client call that sends a golden request (if the route

@@ -215,27 +215,3 @@ func annotationFileBody(filename, doc string) ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
-
-// decodeStrict decodes a JSON request body into v, refusing unknown keys
-// (422), trailing data and malformed JSON (400).
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typ):
-			return unprocessable("field %q: want %s, got %s", typ.Field, typ.Type, typ.Value)
-		case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-			return badRequest("malformed JSON body: %v", err)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return unprocessable("unknown key %s in the request body", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		}
-		return unprocessable("invalid JSON body: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return badRequest("malformed JSON body: data after the JSON value")
-	}
-	return nil
-}

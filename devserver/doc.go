@@ -13,9 +13,9 @@
 // It must not know anything about the client, the cache, the prefetcher or
 // the filesystem: it imports nothing of this module, not even in its tests.
 // Its wire types (wire.go, exports.go) are its own, and its tests check
-// every answer against the golden documents in testdata/golden, which
-// package client's tests hold too: the two implementations of the contract
-// can only agree through the wire format.
+// every answer against the golden documents in internal/testenv/golden/docs,
+// which package client's tests read too: the two implementations of the
+// contract can only agree through the wire format.
 //
 // # The contract, and the answers the devserver picks
 //

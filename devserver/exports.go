@@ -95,6 +95,12 @@ type bulkDeleteResult struct {
 
 func exportPath(id string) string { return "/x/" + id }
 
+// exportDownloadURL is the signed storage link to export id's ZIP, valid
+// from now for the link lifetime in force.
+func (s *Server) exportDownloadURL(r *http.Request, id string, now time.Time) string {
+	return s.signedURL(s.storageBase(r), http.MethodGet, exportPath(id), s.expiry(now))
+}
+
 func (s *Server) exportRoutes(mux *http.ServeMux, p string) {
 	counted := func(h handlerFunc) http.HandlerFunc {
 		return s.adapt(func(w http.ResponseWriter, r *http.Request, pr *principal) error {
@@ -138,7 +144,7 @@ func (s *Server) exportJSON(r *http.Request, e *exportRow, now time.Time) export
 		out.ExpiresAt = &t
 	}
 	if e.status == "completed" {
-		out.DownloadURL = s.signedURL(s.storageBase(r), http.MethodGet, exportPath(e.id), s.expiry(now))
+		out.DownloadURL = s.exportDownloadURL(r, e.id, now)
 	}
 	return out
 }
@@ -147,12 +153,8 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request, p *princip
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req createExportRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	e, err := s.newExport(r.Context(), p.orgID, req)
@@ -277,7 +279,7 @@ func (s *Server) exportDownload(w http.ResponseWriter, r *http.Request, p *princ
 		}
 		return apiErr(http.StatusConflict, "export_not_ready", "%s", msg)
 	}
-	u := s.signedURL(s.storageBase(r), http.MethodGet, exportPath(e.id), s.expiry(time.Now()))
+	u := s.exportDownloadURL(r, e.id, time.Now())
 	writeJSON(w, http.StatusOK, dataEnvelope{Data: exportLink{DownloadURL: u}})
 	return nil
 }
@@ -362,12 +364,8 @@ func (s *Server) bulkDeleteExports(w http.ResponseWriter, r *http.Request, p *pr
 	if err := p.need("admin"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req bulkDeleteRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	switch {
@@ -398,13 +396,11 @@ func (s *Server) bulkDeleteExports(w http.ResponseWriter, r *http.Request, p *pr
 
 // ---- builds ----
 
-// exportDelay is the build time in force.
+// exportDelay is the build time in force. The faults' ExportDelay is never
+// 0: New stores Options.ExportDelay, which withDefaults made non-zero, and
+// SetFaults replaces 0 with it; a negative value means none.
 func (s *Server) exportDelay() time.Duration {
-	d := s.faults.Load().ExportDelay
-	if d == 0 {
-		d = s.opts.ExportDelay
-	}
-	return max(d, 0)
+	return max(s.faults.Load().ExportDelay, 0)
 }
 
 // startBuild runs the build of export id in the background; Close stops
@@ -811,29 +807,13 @@ func shoelace(p []Point) float64 {
 
 // serveExport answers a signed GET of an export's ZIP on the storage host.
 func (s *Server) serveExport(w http.ResponseWriter, r *http.Request, id string) error {
-	s.stats.storageGets.Add(1)
-	if err := s.verify(r, http.MethodGet); err != nil {
-		return err
-	}
-	f := s.faults.Load()
-	if !sleepCtx(r.Context(), f.StorageStall) || !sleepCtx(r.Context(), f.StorageLatency) {
-		return nil
-	}
-	e, err := s.st.exportByID(r.Context(), "", id)
-	if err != nil || e.status != "completed" {
-		return notFound("object not found")
-	}
-	file, err := s.blobs.open(e.blob)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	s.stats.exportDownloads.Add(1)
-	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(e.name)+".zip"))
-	w.Header().Set("Cache-Control", "private, max-age=3600, immutable")
-	sw := &storageWriter{ResponseWriter: w, s: s, r: r, bandwidth: f.StorageBandwidth, cut: -1,
-		truncate: f.TruncateRate > 0 && rand.Float64() < f.TruncateRate, start: time.Now()}
-	http.ServeContent(sw, r, "", time.Time{}, file)
-	return nil
+	return s.serveStored(w, r, func(ctx context.Context) (storedBlob, error) {
+		e, err := s.st.exportByID(ctx, "", id)
+		if err != nil || e.status != "completed" {
+			return storedBlob{}, notFound("object not found")
+		}
+		return storedBlob{blob: e.blob, contentType: "application/zip",
+			disposition: fmt.Sprintf("attachment; filename=%q", path.Base(e.name)+".zip"),
+			served:      &s.stats.exportDownloads}, nil
+	})
 }

@@ -1,6 +1,7 @@
 package devserver
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -164,26 +165,70 @@ func normalizeDir(dir string) (string, error) {
 	return "/" + strings.Join(segs, "/"), nil
 }
 
+// decodeJSON decodes a JSON request body of at most maxJSONBody bytes into
+// v, leniently: unknown keys are ignored.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	return decodeBody(w, r, v, false)
+}
+
+// decodeStrictJSON decodes a JSON request body of at most maxJSONBody bytes
+// into v, refusing unknown keys (422).
+func decodeStrictJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return decodeBody(w, r, v, true)
+}
+
+// decodeBody decodes a JSON request body of at most maxJSONBody bytes into
+// v: a body over the limit is a 413, a wrong type a 422, malformed JSON or
+// data after the value a 400. Strict decoding reads the whole body first,
+// refuses unknown keys (422) and lets nothing but white space follow the
+// value; lenient decoding streams and only looks for a further value.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool) error {
+	var src io.Reader = http.MaxBytesReader(w, r.Body, maxJSONBody)
+	var tooBig *http.MaxBytesError
+	if strict {
+		b, err := io.ReadAll(src)
+		switch {
+		case errors.As(err, &tooBig):
+			return payloadTooLarge()
+		case err != nil:
+			return badRequest("read request body: %v", err)
+		}
+		src = bytes.NewReader(b)
+	}
+	dec := json.NewDecoder(src)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
-		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			return apiErr(http.StatusRequestEntityTooLarge, "payload_too_large", "request body over %d bytes", maxJSONBody)
+			return payloadTooLarge()
 		case errors.As(err, &typ):
 			return unprocessable("field %q: want %s, got %s", typ.Field, typ.Type, typ.Value)
 		case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 			return badRequest("malformed JSON body: %v", err)
+		case strict && strings.HasPrefix(err.Error(), "json: unknown field "):
+			return unprocessable("unknown key %s in the request body", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
 		return unprocessable("invalid JSON body: %v", err)
 	}
-	if dec.More() {
+	var trailing bool
+	if strict {
+		_, err := dec.Token()
+		trailing = !errors.Is(err, io.EOF)
+	} else {
+		trailing = dec.More()
+	}
+	if trailing {
 		return badRequest("malformed JSON body: data after the JSON value")
 	}
 	return nil
+}
+
+func payloadTooLarge() error {
+	return apiErr(http.StatusRequestEntityTooLarge, "payload_too_large", "request body over %d bytes", maxJSONBody)
 }
 
 // page is a clamped limit/offset pair and its pagination object.

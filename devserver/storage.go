@@ -1,6 +1,7 @@
 package devserver
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,6 +102,29 @@ func (s *Server) storageHandler() http.Handler {
 }
 
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, id string) error {
+	return s.serveStored(w, r, func(ctx context.Context) (storedBlob, error) {
+		im, err := s.st.imageByIDAnyOrg(ctx, id)
+		if err != nil {
+			return storedBlob{}, err
+		}
+		return storedBlob{blob: im.blob, contentType: im.contentType}, nil
+	})
+}
+
+// storedBlob is what a signed storage GET serves: the blob, its content
+// headers and the counter, if any, of downloads served.
+type storedBlob struct {
+	blob        []byte
+	contentType string
+	disposition string        // Content-Disposition, if any
+	served      *atomic.Int64 // added to once the blob is open
+}
+
+// serveStored answers a signed GET or HEAD on the storage host: it counts
+// the request, checks the signature, sleeps the storage stall and latency,
+// then serves the blob lookup names through a storageWriter, which applies
+// the bandwidth and truncation faults.
+func (s *Server) serveStored(w http.ResponseWriter, r *http.Request, lookup func(context.Context) (storedBlob, error)) error {
 	s.stats.storageGets.Add(1)
 	if err := s.verify(r, http.MethodGet); err != nil {
 		return err
@@ -108,16 +133,22 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, id string) 
 	if !sleepCtx(r.Context(), f.StorageStall) || !sleepCtx(r.Context(), f.StorageLatency) {
 		return nil
 	}
-	im, err := s.st.imageByIDAnyOrg(r.Context(), id)
+	sb, err := lookup(r.Context())
 	if err != nil {
 		return err
 	}
-	file, err := s.blobs.open(im.blob)
+	file, err := s.blobs.open(sb.blob)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	w.Header().Set("Content-Type", im.contentType)
+	if sb.served != nil {
+		sb.served.Add(1)
+	}
+	w.Header().Set("Content-Type", sb.contentType)
+	if sb.disposition != "" {
+		w.Header().Set("Content-Disposition", sb.disposition)
+	}
 	w.Header().Set("Cache-Control", "private, max-age=3600, immutable")
 	sw := &storageWriter{ResponseWriter: w, s: s, r: r, bandwidth: f.StorageBandwidth, cut: -1,
 		truncate: f.TruncateRate > 0 && rand.Float64() < f.TruncateRate, start: time.Now()}

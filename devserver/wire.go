@@ -7,7 +7,7 @@ import (
 
 // The devserver's wire types: the JSON it reads and writes, written from
 // the contract (docs/pictograph-api.md) and pinned by the golden documents
-// in testdata/golden. They are the devserver's own, not package client's,
+// in internal/testenv/golden/docs. They are the devserver's own, not package client's,
 // so that a wrong JSON tag on either side fails a test instead of agreeing
 // with itself.
 

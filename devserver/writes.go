@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -23,19 +22,6 @@ const (
 	maxBulkSave   = 200
 )
 
-// readBody reads a JSON request body of at most maxJSONBody bytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return nil, apiErr(http.StatusRequestEntityTooLarge, "payload_too_large", "request body over %d bytes", maxJSONBody)
-	case err != nil:
-		return nil, badRequest("read request body: %v", err)
-	}
-	return b, nil
-}
-
 // datasetClasses decodes the class list of a dataset row.
 func datasetClasses(d *datasetRow) []Class {
 	var classes []Class
@@ -50,12 +36,8 @@ func (s *Server) saveAnnotationsAt(w http.ResponseWriter, r *http.Request, p *pr
 	if err := p.need("annotator"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req map[string]json.RawMessage
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	if req == nil {
@@ -107,12 +89,8 @@ func (s *Server) bulkSaveAnnotations(w http.ResponseWriter, r *http.Request, p *
 	if err := p.need("annotator"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req bulkSaveRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	switch {
@@ -251,12 +229,8 @@ func (s *Server) bulkUploadURLs(w http.ResponseWriter, r *http.Request, p *princ
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req bulkUploadRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	if err := checkBulk(req.Dataset, len(req.Images)); err != nil {
@@ -298,12 +272,8 @@ func (s *Server) bulkRegister(w http.ResponseWriter, r *http.Request, p *princip
 	if err := p.need("member"); err != nil {
 		return err
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req bulkRegisterRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrictJSON(w, r, &req); err != nil {
 		return err
 	}
 	if err := checkBulk(req.Dataset, len(req.Images)); err != nil {

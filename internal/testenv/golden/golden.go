@@ -1,20 +1,23 @@
-// Package golden reads the golden documents that pin the client and the
-// devserver to the API contract, each side from its own testdata/golden
-// (devserver's TestGoldenCopies keeps the two copies alike). It knows the
-// documents' format and the ids they use, nothing of either side, so that
-// each side is checked against the contract and not against the other.
+// Package golden holds the golden documents that pin the client and the
+// devserver to the API contract, one copy in docs/ embedded here, which the
+// tests of both sides read. It knows the documents' format and the ids
+// they use, nothing of either side, so that each side is checked against
+// the contract and not against the other.
 package golden
 
 import (
+	"embed"
 	"encoding/json"
-	"os"
-	"path/filepath"
+	"io/fs"
+	"path"
 	"strings"
 	"testing"
 )
 
-// Dir is where a package's golden documents are, relative to its tests.
-var Dir = filepath.Join("testdata", "golden")
+// docs holds the golden documents, one file per route.
+//
+//go:embed docs/*.json
+var docs embed.FS
 
 // Doc is one golden document, written from the contract for one route.
 type Doc struct {
@@ -27,11 +30,10 @@ type Doc struct {
 	Free     []string          `json:"free"`     // paths of values whose contents are not checked
 }
 
-// Load reads the golden document name (without .json) of the package under
-// test.
+// Load reads the golden document name (without .json).
 func Load(t testing.TB, name string) Doc {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(Dir, name+".json"))
+	b, err := fs.ReadFile(docs, path.Join("docs", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,17 +44,17 @@ func Load(t testing.TB, name string) Doc {
 	return d
 }
 
-// Names lists the golden documents of the package under test, by name; it
-// fails the test when there is none.
+// Names lists the golden documents by name; it fails the test when there
+// is none.
 func Names(t testing.TB) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(Dir, "*.json"))
+	files, err := fs.Glob(docs, "docs/*.json")
 	if err != nil || len(files) == 0 {
-		t.Fatalf("got %v, %v; want golden documents in %s", files, err, Dir)
+		t.Fatalf("got %v, %v; want golden documents in docs/", files, err)
 	}
 	names := make([]string, len(files))
 	for i, f := range files {
-		names[i] = strings.TrimSuffix(filepath.Base(f), ".json")
+		names[i] = strings.TrimSuffix(path.Base(f), ".json")
 	}
 	return names
 }
