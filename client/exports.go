@@ -226,7 +226,7 @@ func (c *Client) GetExport(ctx context.Context, dataset, nameOrID string) (*Expo
 // advice; at least 100 ms) until the build ends, and returns the export.
 // A failed build returns the export and an error matching
 // ErrExportFailed. Every poll is an API request; the wait between polls is
-// the client's Options.Sleep (by default a timer that honours ctx).
+// a plain timer that honours ctx.
 func (c *Client) WaitExport(ctx context.Context, dataset, nameOrID string, interval time.Duration) (*Export, error) {
 	if interval == 0 {
 		interval = defaultExportPoll
@@ -247,7 +247,7 @@ func (c *Client) WaitExport(ctx context.Context, dataset, nameOrID string, inter
 			}
 			return e, fmt.Errorf("pictograph: export %q of %q: %w: %s", e.Name, e.DatasetName, ErrExportFailed, msg)
 		}
-		if err := c.sleep(ctx, interval); err != nil {
+		if err := sleepCtx(ctx, interval); err != nil {
 			return nil, fmt.Errorf("pictograph: waiting for export %q: %w", nameOrID, err)
 		}
 	}

@@ -26,9 +26,6 @@ import (
 
 // sleeps records the waits the client asks for between retries. By
 // default it does not wait; with real set it sleeps for d (honouring ctx).
-// A wait of exactly poll is WaitExport's between two polls of an export
-// (retry waits are at least 750 ms): it is not a retry, so it is not
-// recorded, and it always sleeps, the build needing real time.
 type sleeps struct {
 	real  bool
 	after func(n int) // called after the n-th wait (1-based), if set
@@ -37,9 +34,6 @@ type sleeps struct {
 }
 
 func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
-	if d == poll {
-		return wait(ctx, d)
-	}
 	s.mu.Lock()
 	s.waits = append(s.waits, d)
 	n := len(s.waits)
@@ -50,11 +44,6 @@ func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
 	if !s.real {
 		return ctx.Err()
 	}
-	return wait(ctx, d)
-}
-
-// wait sleeps for d or until ctx is done.
-func wait(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
