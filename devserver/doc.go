@@ -11,7 +11,9 @@
 // lifetimes, slow and failing export builds).
 //
 // It must not know anything about the client, the cache, the prefetcher or
-// the filesystem: it imports nothing of this module, not even in its tests.
+// the filesystem: its code imports nothing of this module, and its tests
+// only the contract's golden documents and generic test helpers
+// (internal/testenv/golden, internal/testenv/testkit).
 // Its wire types (wire.go, exports.go) are its own, and its tests check
 // every answer against the golden documents in internal/testenv/golden/docs,
 // which package client's tests read too: the two implementations of the
