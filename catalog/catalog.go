@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -255,11 +254,7 @@ func (c *Catalog) listDatasets(ctx context.Context) (map[string]*Dataset, error)
 			}
 		}
 		c.rootChanged.Store(false)
-		var list []client.Dataset
-		err := retryServerErrors(c.ctx, func() (err error) {
-			list, err = c.opts.API.AllDatasets(c.ctx)
-			return err
-		})
+		list, err := c.opts.API.AllDatasets(c.ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list datasets: %w", err)
 		}
@@ -501,21 +496,16 @@ func (c *Catalog) listImages(ds *Dataset) (*snapshot, *client.Dataset, error) {
 	if s, meta, ok := c.sharedSnapshot(c.ctx, ds); ok {
 		return s, meta, nil
 	}
-	var b *snapshotBuilder
+	b := newSnapshotBuilder(c.opts.StatusFilter)
 	var shared []listedImage
-	var meta *client.Dataset
-	err := retryServerErrors(c.ctx, func() (err error) {
-		b, shared = newSnapshotBuilder(c.opts.StatusFilter), nil
-		meta, err = c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
-			b.add(page)
-			if c.opts.SharedCache != nil {
-				for _, img := range page {
-					shared = append(shared, listedOf(img))
-				}
+	meta, err := c.opts.API.EachDatasetImage(c.ctx, ds.id, listPageSize, func(page []client.Image) error {
+		b.add(page)
+		if c.opts.SharedCache != nil {
+			for _, img := range page {
+				shared = append(shared, listedOf(img))
 			}
-			return nil
-		})
-		return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list images of dataset %s: %w", ds.id, err)
@@ -541,24 +531,6 @@ func (c *Catalog) Dir(ctx context.Context, ds *Dataset, dirKey string) (*Dir, er
 		return nil, fmt.Errorf("directory %q: %w", dirKey, client.ErrNotFound)
 	}
 	return d, nil
-}
-
-// listingRounds is how many rounds of the client's retries a listing gets
-// when the server keeps answering 5xx.
-const listingRounds = 3
-
-// retryServerErrors runs list again, up to listingRounds in all, while it
-// fails with a server error: the server answers, so a storm of 5xx passes,
-// and a listing is what every other access waits on. A server that does not
-// answer at all fails after the first round (the client retried it already).
-func retryServerErrors(ctx context.Context, list func() error) error {
-	var err error
-	for round := 0; round < listingRounds; round++ {
-		if err = list(); err == nil || !errors.Is(err, client.ErrServer) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
 }
 
 func randomID() string {

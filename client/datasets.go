@@ -125,7 +125,11 @@ func (c *Client) EachDatasetImage(ctx context.Context, nameOrID string, size int
 	limit := clampPage(size, MaxIncludeImages)
 	var last *Dataset
 	for offset := 0; ; {
-		d, err := c.DatasetImagesPage(ctx, nameOrID, limit, offset)
+		var d *Dataset
+		err := retryPage(ctx, func() (err error) {
+			d, err = c.DatasetImagesPage(ctx, nameOrID, limit, offset)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}

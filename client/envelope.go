@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -179,7 +180,12 @@ type pageFunc[T any] func(ctx context.Context, limit, offset int) ([]T, *rawPagi
 // on a short page.
 func eachPage[T any](ctx context.Context, limit, offset int, fetch pageFunc[T], fn func([]T) error) error {
 	for {
-		items, p, err := fetch(ctx, limit, offset)
+		var items []T
+		var p *rawPagination
+		err := retryPage(ctx, func() (err error) {
+			items, p, err = fetch(ctx, limit, offset)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -193,6 +199,25 @@ func eachPage[T any](ctx context.Context, limit, offset int, fetch pageFunc[T], 
 			return nil
 		}
 	}
+}
+
+// pageRounds is how many rounds of the request's retries (§7) one page of a
+// listing gets when the server keeps answering 5xx.
+const pageRounds = 3
+
+// retryPage fetches one page of a listing, again while it fails with a
+// server error, up to pageRounds in all: the server answers, so a storm of
+// 5xx passes, and a listing is what everything else waits on; the pages
+// already received are kept. A server that does not answer at all fails
+// after the first round (its request was retried already).
+func retryPage(ctx context.Context, fetch func() error) error {
+	var err error
+	for range pageRounds {
+		if err = fetch(); err == nil || !errors.Is(err, ErrServer) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // clampPage clamps a requested page size to (0, limit], 0 meaning limit.

@@ -263,3 +263,47 @@ func TestEachStopsOnCallbackError(t *testing.T) {
 		t.Errorf("got %v after %d requests, want stop after 1", err, len(ps.asked))
 	}
 }
+
+// TestServerErrorsRetryThePageOnly: a page the server keeps answering with
+// 5xx gets pageRounds rounds of the request's retries; the pages already
+// received are not asked for again.
+func TestServerErrorsRetryThePageOnly(t *testing.T) {
+	const attempts = 4 // one request: the first attempt and MaxRetries 3
+	tests := []struct {
+		name      string
+		failures  int // 503s answered to the page at offset 300 before it succeeds
+		wantAsked int // requests for that page
+		wantErr   error
+	}{
+		{"no failure", 0, 1, nil},
+		{"one round of 503s, then success", attempts + 1, attempts + 2, nil},
+		{"503s in every round", pageRounds*attempts + 1, pageRounds * attempts, ErrServer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := &pagedServer{total: 700, capLimit: 300}
+			var failed atomic.Int32
+			c, _, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("offset") == "300" && int(failed.Add(1)) <= tt.failures {
+					writeJSON(w, 503, errorBody("unavailable", "busy"))
+					return
+				}
+				ps.ServeHTTP(w, r)
+			}, func(o *Options) { o.MaxRetries = attempts - 1 })
+			all, err := c.AllDatasets(context.Background())
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			asked := map[int]int{}
+			for _, a := range ps.asked {
+				asked[a[1]]++
+			}
+			if got := min(int(failed.Load()), tt.failures) + asked[300]; got != tt.wantAsked || asked[0] != 1 {
+				t.Errorf("got %d requests for the page at 300 and %d for the first, want %d and 1", got, asked[0], tt.wantAsked)
+			}
+			if tt.wantErr == nil && len(all) != 700 {
+				t.Errorf("got %d datasets, want 700", len(all))
+			}
+		})
+	}
+}
