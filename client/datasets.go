@@ -72,19 +72,7 @@ func (c *Client) datasetsPage(ctx context.Context, limit, offset int) ([]Dataset
 // AllDatasets pages GET /datasets/ at 1000 with the rules of §2. A dataset
 // seen twice (the list shifted while paging) is kept once.
 func (c *Client) AllDatasets(ctx context.Context) ([]Dataset, error) {
-	var all []Dataset
-	seen := make(map[string]bool)
-	err := eachPage(ctx, MaxDatasetsPage, 0, c.datasetsPage, func(page []Dataset) error {
-		for _, d := range page {
-			if d.ID != "" && seen[d.ID] {
-				continue
-			}
-			seen[d.ID] = true
-			all = append(all, d)
-		}
-		return nil
-	})
-	return all, err
+	return collectUnique(ctx, MaxDatasetsPage, c.datasetsPage, func(d Dataset) string { return d.ID })
 }
 
 // GetDataset returns one dataset by name or id (GET /datasets/{dataset}).

@@ -201,6 +201,27 @@ func eachPage[T any](ctx context.Context, limit, offset int, fetch pageFunc[T], 
 	}
 }
 
+// collectUnique pages fetch from the start (eachPage) and returns every
+// item once: one seen twice (the list shifted while paging) is kept once;
+// items without an id are all kept.
+func collectUnique[T any](ctx context.Context, limit int, fetch pageFunc[T], id func(T) string) ([]T, error) {
+	var all []T
+	seen := make(map[string]bool)
+	err := eachPage(ctx, limit, 0, fetch, func(page []T) error {
+		for _, it := range page {
+			if k := id(it); k != "" {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+			all = append(all, it)
+		}
+		return nil
+	})
+	return all, err
+}
+
 // pageRounds is how many rounds of the request's retries (§7) one page of a
 // listing gets when the server keeps answering 5xx.
 const pageRounds = 3

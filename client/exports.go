@@ -351,22 +351,10 @@ func (c *Client) exportsPage(ctx context.Context, q ExportQuery, limit, offset i
 // AllExports pages GET /exports/ at MaxExportsPage with the rules of §2. An
 // export seen twice (the list shifted while paging) is kept once.
 func (c *Client) AllExports(ctx context.Context, q ExportQuery) ([]Export, error) {
-	var all []Export
-	seen := make(map[string]bool)
 	fetch := func(ctx context.Context, limit, offset int) ([]Export, *rawPagination, error) {
 		return c.exportsPage(ctx, q, limit, offset)
 	}
-	err := eachPage(ctx, MaxExportsPage, 0, fetch, func(page []Export) error {
-		for _, e := range page {
-			if e.ID != "" && seen[e.ID] {
-				continue
-			}
-			seen[e.ID] = true
-			all = append(all, e)
-		}
-		return nil
-	})
-	return all, err
+	return collectUnique(ctx, MaxExportsPage, fetch, func(e Export) string { return e.ID })
 }
 
 // DeleteExport deletes an export (DELETE /exports/{name}?dataset=…, or
