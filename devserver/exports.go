@@ -495,9 +495,9 @@ func (s *Server) buildExport(ctx context.Context, e *exportRow) (builtExport, er
 		return builtExport{}, fmt.Errorf("begin snapshot: %w", err)
 	}
 	defer tx.Rollback()
-	d, err := scanDataset(tx.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets WHERE seq = ?`, e.dsSeq))
+	d, err := s.st.datasetBySeq(ctx, tx, e.dsSeq)
 	if err != nil {
-		return builtExport{}, fmt.Errorf("read dataset: %w", err)
+		return builtExport{}, err
 	}
 	bw, err := s.blobs.create()
 	if err != nil {

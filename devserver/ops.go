@@ -108,7 +108,7 @@ func (s *Server) SetAnnotations(ctx context.Context, orgID, imageID string, anns
 	if err != nil {
 		return fmt.Errorf("devserver: set annotations: %w", err)
 	}
-	d, err := s.st.datasetBySeq(ctx, im.dsSeq)
+	d, err := s.st.datasetBySeq(ctx, s.st.r, im.dsSeq)
 	if err != nil {
 		return fmt.Errorf("devserver: set annotations: %w", err)
 	}

@@ -340,8 +340,8 @@ func (st *store) dataset(ctx context.Context, q querier, orgID, ref string) (*da
 }
 
 // datasetBySeq reads a dataset by its row number.
-func (st *store) datasetBySeq(ctx context.Context, seq int64) (*datasetRow, error) {
-	d, err := scanDataset(st.r.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets WHERE seq = ?`, seq))
+func (st *store) datasetBySeq(ctx context.Context, q querier, seq int64) (*datasetRow, error) {
+	d, err := scanDataset(q.QueryRowContext(ctx, `SELECT `+datasetCols+` FROM datasets WHERE seq = ?`, seq))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("dataset not found")
 	}

@@ -128,7 +128,7 @@ func (s *Server) bulkSaveAnnotations(w http.ResponseWriter, r *http.Request, p *
 		}
 		cl, ok := classes[im.dsSeq]
 		if !ok {
-			d, err := s.st.datasetBySeq(r.Context(), im.dsSeq)
+			d, err := s.st.datasetBySeq(r.Context(), s.st.r, im.dsSeq)
 			if err != nil {
 				return err
 			}
