@@ -36,6 +36,11 @@ func demoCommand() *cli.Command {
 	flags := append([]cli.Flag{
 		&cli.IntFlag{Name: "demo-images", Value: 500, Usage: "images in the generated shapes-demo dataset", EnvVars: []string{"PICTOFS_DEMO_IMAGES"}},
 	}, mountFlags(false)...)
+	for _, f := range flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "cache-dir" {
+			sf.DefaultText = "a temporary directory, removed at exit"
+		}
+	}
 	return &cli.Command{
 		Name:      "demo",
 		Usage:     "mount a generated demo dataset from an in-process local server: no account needed (Ctrl-C stops and cleans up)",

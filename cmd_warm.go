@@ -93,7 +93,7 @@ func warmCommand() *cli.Command {
 
 // mountOnlyFlags are the mount flags that mean nothing to a warm (their
 // zero values are valid, so mountConfigFrom may read them).
-var mountOnlyFlags = []string{"daemon", "read-only", "allow-delete", "max-upload-size", "allow-other", "debug-fuse", "metrics-addr", "pprof-addr", "shutdown-grace"}
+var mountOnlyFlags = []string{"daemon", "read-only", "allow-delete", "max-upload-size", "allow-other", "debug-fuse", "metrics-addr", "pprof-addr", "shutdown-grace", "uid", "gid", "passthrough"}
 
 // errWarmFailed marks a warm that ran to its end with failed files.
 var errWarmFailed = errors.New("some files failed")

@@ -95,14 +95,14 @@ func mountFlags(withAPI bool) []cli.Flag {
 	if withAPI {
 		flags = append(flags,
 			&cli.StringFlag{Name: "api-url", Usage: "Pictograph API base URL (else PICTOGRAPH_BASE_URL, ~/.pictograph/config.toml, https://api.pictograph.io)", EnvVars: []string{"PICTOFS_API_URL"}},
-			&cli.StringFlag{Name: "api-key", Usage: "API key (else --api-key-file, PICTOGRAPH_API_KEY, then ~/.pictograph/config.toml); prefer a file or the env var, which keep the key out of the process list", EnvVars: []string{"PICTOFS_API_KEY"}},
+			&cli.StringFlag{Name: "api-key", Usage: "API key (or --api-key-file, not both; else PICTOGRAPH_API_KEY, then ~/.pictograph/config.toml); prefer a file or the env var, which keep the key out of the process list", EnvVars: []string{"PICTOFS_API_KEY"}},
 			&cli.StringFlag{Name: "api-key-file", Usage: "read the API key from this file (for fstab and systemd: keep it 0600)", EnvVars: []string{"PICTOFS_API_KEY_FILE"}},
 			&cli.IntFlag{Name: "requests-per-hour", Usage: "API requests this mount may spend per hour (0 = no client-side cap); set it to your plan's limit", EnvVars: []string{"PICTOFS_REQUESTS_PER_HOUR"}},
 			&cli.BoolFlag{Name: "daemon", Usage: "return once the mount is ready and serve in the background (fails with the reason when it cannot mount)", EnvVars: []string{"PICTOFS_DAEMON"}},
 		)
 	}
 	return append(flags,
-		&cli.StringFlag{Name: "cache-dir", DefaultText: "<user cache dir>/pictofs", Usage: "disk cache directory (relative paths and ~ are fine)", EnvVars: []string{"PICTOFS_CACHE_DIR"}},
+		&cli.StringFlag{Name: "cache-dir", DefaultText: "$XDG_CACHE_HOME/pictofs, else ~/.cache/pictofs", Usage: "disk cache directory (relative paths and ~ are fine)", EnvVars: []string{"PICTOFS_CACHE_DIR"}},
 		&cli.StringFlag{Name: "cache-size", Value: defaultCacheSize, Usage: "disk cache cap (e.g. 500MiB, 20GiB)", EnvVars: []string{"PICTOFS_CACHE_SIZE"}},
 		&cli.Float64Flag{Name: "cache-min-free", Value: 0.05, Usage: "share of the cache's filesystem always left free, in [0, 1)", EnvVars: []string{"PICTOFS_CACHE_MIN_FREE"}},
 		&cli.IntFlag{Name: "prefetch-workers", Value: 64, Usage: fmt.Sprintf("parallel downloads for directory readahead, 1 to %d (small files are latency-bound: many in flight pay off)", prefetch.MaxWorkers), EnvVars: []string{"PICTOFS_PREFETCH_WORKERS"}},
@@ -121,7 +121,7 @@ func mountFlags(withAPI bool) []cli.Flag {
 		&cli.BoolFlag{Name: "passthrough", Value: true, Usage: "serve cached files through FUSE passthrough where the kernel allows (root, Linux ≥ 6.9)", EnvVars: []string{"PICTOFS_PASSTHROUGH"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"PICTOFS_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (one object per line, stable keys)", EnvVars: []string{"PICTOFS_LOG_FORMAT"}},
-		&cli.StringFlag{Name: "log-file", Usage: "append logs to this file instead of stderr (with --daemon, logs go nowhere without it)", EnvVars: []string{"PICTOFS_LOG_FILE"}},
+		&cli.StringFlag{Name: "log-file", Usage: "append logs to this file instead of stderr (a --daemon mount logs nowhere without it)", EnvVars: []string{"PICTOFS_LOG_FILE"}},
 		&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request", EnvVars: []string{"PICTOFS_DEBUG_FUSE"}},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9567; a bare :PORT listens on loopback only)", EnvVars: []string{"PICTOFS_METRICS_ADDR"}},
 		&cli.StringFlag{Name: "pprof-addr", Usage: "serve Go profiles at http://ADDR/debug/pprof/ (off by default; a bare :PORT listens on loopback only)", EnvVars: []string{"PICTOFS_PPROF_ADDR"}},
