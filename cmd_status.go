@@ -84,19 +84,11 @@ func fetchStatus(ctx context.Context, sock string) (control.Status, error) {
 	var st control.Status
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, control.URL(control.StatusPath), nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := control.Client(sock).Do(req)
+	resp, err := control.Call(ctx, sock, http.MethodGet, control.StatusPath, nil)
 	if err != nil {
 		return st, fmt.Errorf("control socket %s: %w", sock, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return st, fmt.Errorf("control socket %s: %s", sock, strings.TrimSpace(string(msg)))
-	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return st, fmt.Errorf("control socket %s: bad answer: %w", sock, err)
 	}

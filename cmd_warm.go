@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,20 +151,15 @@ func resolveWarmTarget(arg string) (warmTarget, error) {
 
 // warmThroughSocket asks the daemon to warm t and follows its progress.
 func warmThroughSocket(ctx context.Context, t warmTarget, out *warmOutput) (control.WarmResult, error) {
-	body, _ := json.Marshal(control.WarmRequest{Dataset: t.dataset, Subdir: t.subdir})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, control.URL(control.WarmPath), bytes.NewReader(body))
-	if err != nil {
-		return control.WarmResult{}, err
-	}
-	resp, err := control.Client(t.socket).Do(req)
-	if err != nil {
+	resp, err := control.Call(ctx, t.socket, http.MethodPost, control.WarmPath, control.WarmRequest{Dataset: t.dataset, Subdir: t.subdir})
+	var refused *control.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		return control.WarmResult{}, fmt.Errorf("warm %s: %w", t.mountpoint, err)
+	case err != nil:
 		return control.WarmResult{}, fmt.Errorf("warm %s: the daemon does not answer on %s: %w", t.mountpoint, t.socket, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return control.WarmResult{}, fmt.Errorf("warm %s: %s", t.mountpoint, strings.TrimSpace(string(msg)))
-	}
 	name := filepath.Join(t.dataset, t.subdir)
 	out.start(name)
 	defer out.finish()

@@ -9,11 +9,14 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -102,6 +105,41 @@ func Client(path string) *http.Client {
 
 // URL is the URL of a route on a control socket.
 func URL(route string) string { return "http://pictofs" + route }
+
+// RefusedError is a daemon's answer with a status other than 200: its
+// message.
+type RefusedError struct{ Message string }
+
+func (e *RefusedError) Error() string { return e.Message }
+
+// Call sends method route to the daemon behind the socket at sock, with
+// body (JSON) if it is not nil. An answer other than 200 is a
+// *RefusedError carrying the daemon's message; a 200's body is the caller's to read and
+// close.
+func Call(ctx context.Context, sock, method, route string, body any) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, URL(route), r)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := Client(sock).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, &RefusedError{Message: strings.TrimSpace(string(msg))}
+	}
+	return resp, nil
+}
 
 // Sockets lists the control sockets in dir, sorted.
 func Sockets(dir string) ([]string, error) {
